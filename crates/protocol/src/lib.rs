@@ -15,7 +15,7 @@
 //! - [`duration`]: Inngest time strings (`"1m"`, `"2h30m10s"`, `"1w"`).
 //! - [`event`]: the events API: seeded event ULIDs and `Retry-After`.
 
-// pub mod call;
+pub mod call;
 pub mod canonical;
 pub mod duration;
 pub mod event;
@@ -24,7 +24,7 @@ pub mod op;
 pub mod register;
 pub mod signing;
 
-// pub use call::CallRequest;
+pub use call::CallRequest;
 pub use canonical::to_canonical_vec;
 pub use duration::parse_duration;
 pub use hash::step_id_hash;
