@@ -1,0 +1,277 @@
+//! The broker service: a cheap [`Broker`] handle over a group-commit writer.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_core::{EventId, Millis, RunId};
+use sluice_store::{Backend, DynStore, Event, Publish};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::fanout::{self, PlanInput, WaitMatch, WaitingRun};
+use crate::registry::{DEFAULT_CHECK_INTERVAL, Registry, RegistryCache};
+use crate::{Error, Result};
+
+/// How the broker runs.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// How often the registry cache asks the store whether functions changed.
+    pub registry_check: Duration,
+    /// Soft cap on the events one group commit writes.
+    pub max_batch_events: usize,
+    /// Writer tasks committing in parallel; `None` picks 1 for SQLite (one writer
+    /// anyway) and 4 for Postgres.
+    pub writers: Option<usize>,
+    /// Ingest requests waiting for a writer before senders wait too.
+    pub queue_capacity: usize,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        Self {
+            registry_check: DEFAULT_CHECK_INTERVAL,
+            max_batch_events: 2_000,
+            writers: None,
+            queue_capacity: 16_384,
+        }
+    }
+}
+
+/// What became of one ingested event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    /// The stored event's id (the earlier event's id when deduped by its `id`).
+    pub id: EventId,
+    /// The event was a duplicate: acknowledged, nothing triggered.
+    pub duplicate: bool,
+    /// Runs the event started.
+    pub runs: Vec<RunId>,
+}
+
+struct Job {
+    events: Vec<Event>,
+    reply: oneshot::Sender<Result<Vec<Ingested>>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    store: DynStore,
+    registry: RegistryCache,
+    max_batch_events: usize,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    jobs: mpsc::Sender<Job>,
+}
+
+/// A handle to the broker; clone it freely. The writer tasks stop when the last
+/// handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("events", &self.events.len())
+            .finish()
+    }
+}
+
+impl Broker {
+    /// Loads the registry and starts the writer tasks (needs a tokio runtime).
+    pub async fn start(store: DynStore, options: BrokerOptions) -> Result<Broker> {
+        let registry = RegistryCache::load(store.clone(), options.registry_check).await?;
+        let writers = options.writers.unwrap_or(match store.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        });
+        let shared = Arc::new(Shared {
+            store,
+            registry,
+            max_batch_events: options.max_batch_events.max(1),
+        });
+        let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(write_loop(shared.clone(), rx.clone()));
+        }
+        Ok(Broker {
+            inner: Arc::new(Inner { shared, jobs: tx }),
+        })
+    }
+
+    /// The store the broker writes to.
+    pub fn store(&self) -> &DynStore {
+        &self.inner.shared.store
+    }
+
+    /// Stores events with their whole fan-out, sharing one transaction with other
+    /// concurrent ingests (group commit). Returns once the commit is durable, one
+    /// [`Ingested`] per event, in order. On error nothing of these events was stored.
+    pub async fn publish(&self, events: Vec<Event>) -> Result<Vec<Ingested>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .jobs
+            .send(Job { events, reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// The fan-out of events the platform emits itself (`inngest/function.finished`,
+    /// `…failed`, `…invoked`, `inngest/scheduled.timer`), without writing: the caller
+    /// puts the [`Publish`]es in its own commit. Reads the registry and the waits.
+    pub async fn fan_out(&self, events: Vec<Event>, now: Millis) -> Result<Vec<Publish>> {
+        fan_out(&self.inner.shared, events, now).await
+    }
+
+    /// The current function registry (fresh within the check interval).
+    pub async fn registry(&self) -> Result<Arc<Registry>> {
+        self.inner.shared.registry.get().await
+    }
+
+    /// Tells the broker this node just changed the registry (a sync), so the next
+    /// fan-out reloads it rather than waiting for the next check.
+    pub fn registry_changed(&self) {
+        self.inner.shared.registry.invalidate();
+    }
+}
+
+async fn write_loop(shared: Arc<Shared>, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let batch = {
+            let mut rx = jobs.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            let mut count = first.events.len();
+            let mut batch = vec![first];
+            while count < shared.max_batch_events {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        count += job.events.len();
+                        batch.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        commit(&shared, batch).await;
+    }
+}
+
+/// Fans out and stores one group of ingests in one `publish`, then answers each.
+async fn commit(shared: &Shared, batch: Vec<Job>) {
+    let now = Millis::now();
+    let mut sizes = Vec::with_capacity(batch.len());
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut events = Vec::new();
+    for job in batch {
+        sizes.push(job.events.len());
+        replies.push(job.reply);
+        events.extend(job.events);
+    }
+    let result = async {
+        let publishes = fan_out(shared, events, now).await?;
+        let runs: Vec<Vec<RunId>> = publishes
+            .iter()
+            .map(|p| p.runs.iter().map(|r| r.id).collect())
+            .collect();
+        let published = shared.store.publish(publishes, now).await?;
+        Ok::<_, Error>(
+            published
+                .into_iter()
+                .zip(runs)
+                .map(|(p, runs)| Ingested {
+                    id: p.id,
+                    duplicate: p.duplicate,
+                    runs: if p.duplicate { Vec::new() } else { runs },
+                })
+                .collect::<Vec<_>>(),
+        )
+    }
+    .await;
+    match result {
+        Ok(ingested) => {
+            let mut rest = ingested.into_iter();
+            for (size, reply) in sizes.into_iter().zip(replies) {
+                let _ = reply.send(Ok(rest.by_ref().take(size).collect()));
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, events = sizes.iter().sum::<usize>(), "event publish failed");
+            let message = err.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(Error::Store(sluice_store::Error::Backend(
+                    message.clone(),
+                ))));
+            }
+        }
+    }
+}
+
+async fn fan_out(shared: &Shared, events: Vec<Event>, now: Millis) -> Result<Vec<Publish>> {
+    let registry = shared.registry.get().await?;
+    let names: Vec<String> = events
+        .iter()
+        .map(|e| e.name.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let waits = shared.store.waits_for_events(&names, now).await?;
+    let matches: Vec<Vec<WaitMatch>> = events
+        .iter()
+        .map(|e| {
+            if waits.is_empty() {
+                Vec::new()
+            } else {
+                fanout::match_waits(e, &waits)
+            }
+        })
+        .collect();
+    let mut runs = HashMap::new();
+    for matched in matches.iter().flatten() {
+        let WaitMatch::Resume { run_id, .. } = matched else {
+            continue;
+        };
+        if runs.contains_key(run_id) {
+            continue;
+        }
+        match shared.store.run_state(*run_id).await {
+            Ok(state) if !state.run.status.is_terminal() => {
+                runs.insert(
+                    *run_id,
+                    WaitingRun {
+                        function_id: state.run.function_id,
+                        steps: state.steps,
+                    },
+                );
+            }
+            Ok(_) | Err(sluice_store::Error::NotFound(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(events
+        .into_iter()
+        .zip(&matches)
+        .map(|(event, matches)| {
+            fanout::plan(
+                event,
+                PlanInput {
+                    registry: &registry,
+                    matches,
+                    runs: &runs,
+                    now,
+                },
+            )
+        })
+        .collect())
+}
