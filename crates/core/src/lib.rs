@@ -6,7 +6,7 @@
 //! - [`id`]: identifier newtypes (`RunId`, `EventId`, `FunctionId`, …).
 //! - [`retry`]: [`RetryPolicy`] and [`decide`](retry::decide), what follows an attempt.
 //! - [`run`]: [`RunStatus`], the run state machine.
-//! - [`time`]: [`Millis`](time::Millis), the one time type the store keeps.
+//! - [`time`]: [`Millis`], the one time type the store keeps.
 
 pub mod cron;
 pub mod expr;
