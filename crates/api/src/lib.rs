@@ -1,1 +1,148 @@
-//! sluice-api
+//! The HTTP API: the events API and SDK registration the SDKs call, and the JSON
+//! REST API (`/v1/…`) the dashboard and operators use. Build it with [`router`] and
+//! test it with `oneshot`, no socket.
+//!
+//! # Layout
+//! - [`error`]: [`Error`], the one error → HTTP mapping (`{code, message}`).
+//! - [`ingest`]: `POST /e/{key}` and `POST /v1/events`: bounded, validated events.
+//! - [`register`]: `POST /fn/register`, the SDK's sync.
+//! - [`apps`]: apps and functions: list/get, add and re-sync apps, invoke a function.
+//! - [`history`]: events (with the runs each triggered), runs and their steps.
+//! - `openapi.json`: the REST API's description, served at `/v1/openapi.json`.
+
+pub mod apps;
+pub mod error;
+pub mod history;
+pub mod ingest;
+mod payload;
+pub mod register;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use sluice_broker::{AppSyncer, Broker};
+use sluice_protocol::SigningKey;
+use sluice_store::DynStore;
+
+pub use error::{Error, Result};
+
+/// How the server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// `sluice dev`: any event key, no signing keys.
+    #[default]
+    Dev,
+    /// `sluice start`: configured event keys only; SDKs authenticate with the signing key.
+    Start,
+}
+
+/// Bounds on what the events API accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest single event, in bytes of JSON.
+    pub max_event_bytes: usize,
+    /// Largest request body, in bytes.
+    pub max_request_bytes: usize,
+    /// Most events in one request.
+    pub max_events: usize,
+    /// Deepest JSON nesting accepted.
+    pub max_depth: usize,
+    /// How far in the future an event's `ts` may lie, in milliseconds.
+    pub max_future_ms: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_event_bytes: 512 * 1024,
+            max_request_bytes: 3 * 1024 * 1024,
+            max_events: 5_000,
+            max_depth: 64,
+            max_future_ms: 365 * 24 * 60 * 60 * 1000,
+        }
+    }
+}
+
+/// What the API needs to know about its deployment.
+#[derive(Debug, Clone, Default)]
+pub struct ApiOptions {
+    pub mode: Mode,
+    /// Event keys accepted in [`Mode::Start`] (ignored in dev, where any key works).
+    pub event_keys: Vec<String>,
+    /// Signing keys, primary first then fallback; SDKs' `Authorization: Bearer …` is
+    /// checked against them in [`Mode::Start`].
+    pub signing_keys: Vec<SigningKey>,
+    pub limits: Limits,
+}
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub broker: Broker,
+    pub options: Arc<ApiOptions>,
+    /// Syncs app URLs (`POST /v1/apps`, `POST /v1/apps/{id}/sync`); `None` answers
+    /// those with 503.
+    pub syncer: Option<AppSyncer>,
+}
+
+impl AppState {
+    /// State for a store and its broker.
+    pub fn new(store: DynStore, broker: Broker, options: ApiOptions) -> Self {
+        Self {
+            store,
+            broker,
+            options: Arc::new(options),
+            syncer: None,
+        }
+    }
+
+    /// With an app syncer.
+    pub fn with_syncer(mut self, syncer: AppSyncer) -> Self {
+        self.syncer = Some(syncer);
+        self
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/openapi.json", get(openapi))
+        .merge(ingest::routes())
+        .merge(register::routes())
+        .merge(apps::routes())
+        .merge(history::routes())
+        // Run actions and the SDK checkpoint endpoints are merged here:
+        // .merge(runs::routes()).merge(checkpoint::routes())
+        .with_state(state)
+}
+
+/// `GET /health`: 200 when the store answers, 503 otherwise.
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ok"}))),
+        Err(err) => {
+            tracing::warn!(error = %err, "health check: store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable"})),
+            )
+        }
+    }
+}
+
+/// The REST API's OpenAPI description, checked in beside this crate.
+const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}

@@ -170,7 +170,7 @@ async fn probe(client: &reqwest::Client, url: &str) -> bool {
 }
 
 async fn sync_once(inner: &Inner, url: &str) -> Result<Option<App>> {
-    let normalized = normalize_url(url);
+    let normalized = sluice_protocol::normalize_app_url(url);
     let outcome = inner
         .client
         .put(url)
@@ -238,54 +238,12 @@ fn reply_message(body: &[u8]) -> String {
     }
 }
 
-/// An app URL as apps are stored: without `deployId`/`probe` query parameters,
-/// `127.0.0.1` and `0.0.0.0` as `localhost`, default ports dropped.
-pub fn normalize_url(raw: &str) -> String {
-    let Ok(mut url) = url::Url::parse(raw.trim()) else {
-        return raw.trim().to_owned();
-    };
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(k, _)| k != "deployId" && k != "probe")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    if kept.is_empty() {
-        url.set_query(None);
-    } else {
-        url.query_pairs_mut().clear().extend_pairs(kept);
-    }
-    if matches!(url.host_str(), Some("127.0.0.1" | "0.0.0.0")) {
-        let _ = url.set_host(Some("localhost"));
-    }
-    // `Url` already drops a port equal to the scheme's default.
-    url.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn urls_are_normalised_and_replies_read() {
-        let cases = [
-            (
-                "http://127.0.0.1:3939/api/inngest",
-                "http://localhost:3939/api/inngest",
-            ),
-            (
-                "http://0.0.0.0:3939/api/inngest?deployId=abc&probe=trust",
-                "http://localhost:3939/api/inngest",
-            ),
-            (
-                "http://localhost:80/api/inngest?x=1&deployId=d",
-                "http://localhost/api/inngest?x=1",
-            ),
-            ("https://app.example.com:443/x", "https://app.example.com/x"),
-            ("not a url", "not a url"),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(normalize_url(raw), want, "{raw}");
-        }
+    fn sdk_replies_are_read() {
         assert_eq!(
             reply_message(br#"{"message":"bad key","modified":false}"#),
             "bad key"
