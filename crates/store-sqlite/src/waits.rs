@@ -1,0 +1,142 @@
+//! `waits`: waits for events, invokes and cancellations.
+
+use sluice_core::{Millis, WaitId};
+use sluice_store::{NewWait, Wait};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use crate::codec::{json, parse, parse_json};
+use crate::error::Result;
+
+macro_rules! wait_columns {
+    () => {
+        "id, run_id, kind, step_id, event_name, expression, correlation_id, trigger_event, \
+         expires_at, created_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct WaitRow {
+    id: String,
+    run_id: String,
+    kind: String,
+    step_id: Option<String>,
+    event_name: String,
+    expression: Option<String>,
+    correlation_id: Option<String>,
+    trigger_event: String,
+    expires_at: Option<i64>,
+    created_at: i64,
+}
+
+impl TryFrom<WaitRow> for Wait {
+    type Error = crate::Error;
+    fn try_from(r: WaitRow) -> Result<Self> {
+        Ok(Wait {
+            id: parse("wait id", &r.id)?,
+            run_id: parse("run id", &r.run_id)?,
+            kind: parse("wait kind", &r.kind)?,
+            step_id: r.step_id,
+            event_name: r.event_name,
+            expression: r.expression,
+            correlation_id: r.correlation_id,
+            trigger_event: parse_json(&r.trigger_event)?,
+            expires_at: r.expires_at.map(Millis),
+            created_at: Millis(r.created_at),
+        })
+    }
+}
+
+fn waits(rows: Vec<WaitRow>) -> Result<Vec<Wait>> {
+    rows.into_iter().map(Wait::try_from).collect()
+}
+
+pub(crate) async fn insert(conn: &mut SqliteConnection, new: &[NewWait]) -> Result<()> {
+    for w in new {
+        sqlx::query(concat!(
+            "INSERT INTO waits (",
+            wait_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ))
+        .bind(w.id.to_string())
+        .bind(w.run_id.to_string())
+        .bind(w.kind.as_str())
+        .bind(&w.step_id)
+        .bind(&w.event_name)
+        .bind(&w.expression)
+        .bind(&w.correlation_id)
+        .bind(json(&w.trigger_event))
+        .bind(w.expires_at.map(|m| m.0))
+        .bind(w.created_at.0)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Deletes the wait; true when it existed (so the caller is the one to resume it).
+pub(crate) async fn take(conn: &mut SqliteConnection, id: WaitId) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM waits WHERE id = ?1")
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Unexpired waits for any of `names`.
+pub(crate) async fn for_events(
+    conn: &mut SqliteConnection,
+    names: &[String],
+    now: Millis,
+) -> Result<Vec<Wait>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(concat!(
+        "SELECT ",
+        wait_columns!(),
+        " FROM waits WHERE event_name IN ("
+    ));
+    let mut list = qb.separated(", ");
+    for name in names {
+        list.push_bind(name.as_str());
+    }
+    qb.push(") AND (expires_at IS NULL OR expires_at > ")
+        .push_bind(now.0)
+        .push(") ORDER BY id");
+    let rows: Vec<WaitRow> = qb.build_query_as().fetch_all(conn).await?;
+    waits(rows)
+}
+
+pub(crate) async fn for_run(conn: &mut SqliteConnection, run: &str) -> Result<Vec<Wait>> {
+    let rows: Vec<WaitRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        wait_columns!(),
+        " FROM waits WHERE run_id = ?1 ORDER BY id"
+    ))
+    .bind(run)
+    .fetch_all(conn)
+    .await?;
+    waits(rows)
+}
+
+pub(crate) async fn delete_for_run(conn: &mut SqliteConnection, run: &str) -> Result<()> {
+    sqlx::query("DELETE FROM waits WHERE run_id = ?1")
+        .bind(run)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes expired waits that no `wait_timeout` item of the same run and step will
+/// end (cancel watches have no step, so they always go).
+pub(crate) async fn expire(conn: &mut SqliteConnection, now: Millis) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM waits WHERE expires_at < ?1 AND NOT EXISTS (\
+         SELECT 1 FROM queue_items q WHERE q.run_id = waits.run_id \
+         AND q.kind = 'wait_timeout' AND q.step_id = waits.step_id)",
+    )
+    .bind(now.0)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
