@@ -1,0 +1,33 @@
+//! [`FanOut`]: how events the executor emits (`inngest/function.finished`, `…failed`,
+//! `…invoked`, `…cancelled`) find what they cause. The broker implements it; the
+//! resulting [`Publish`]es go into the same commit as the outcome that emitted them.
+
+use sluice_core::Millis;
+use sluice_store::{Event, Publish};
+
+/// Computes the fan-out of events without writing anything.
+#[async_trait::async_trait]
+pub trait FanOut: Send + Sync + std::fmt::Debug + 'static {
+    /// One [`Publish`] per event, in order.
+    async fn fan_out(&self, events: Vec<Event>, now: Millis) -> Result<Vec<Publish>, String>;
+}
+
+/// Stores emitted events and nothing else (no runs, resumes or cancels): for tests
+/// and tools that run without a broker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreOnly;
+
+#[async_trait::async_trait]
+impl FanOut for StoreOnly {
+    async fn fan_out(&self, events: Vec<Event>, _now: Millis) -> Result<Vec<Publish>, String> {
+        Ok(events
+            .into_iter()
+            .map(|event| Publish {
+                event,
+                runs: Vec::new(),
+                resumes: Vec::new(),
+                cancels: Vec::new(),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,371 @@
+//! [`Executor`]: the [`Dispatch`] that calls SDKs, and the run actions and SDK
+//! endpoints the API exposes.
+
+use rand::SeedableRng;
+use serde_json::{Map, Value};
+use sluice_core::{FunctionId, Millis, RunId};
+use sluice_protocol::FunctionConfig;
+use sluice_scheduler::Dispatch;
+use sluice_store::{
+    Commit, Disposition, DynStore, LeaseRef, NewQueueItem, NewRun, QueueItem, QueueKind, RunState,
+    StepStatus,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::checkpoint::{CheckpointRequest, Flights};
+use crate::ending::{Ended, Ending, end_events};
+use crate::fanout::FanOut;
+use crate::options::{ExecutorOptions, Mode};
+use crate::outcome::{self, Attempt, Plan};
+use crate::reply::{self, Signer};
+use crate::request::{self, CallInput, Target};
+use crate::{Error, Result};
+
+/// How long a function's call target is cached.
+const TARGET_TTL: Duration = Duration::from_secs(2);
+
+/// Calls function endpoints for claimed queue items. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    opts: ExecutorOptions,
+    store: DynStore,
+    fanout: Arc<dyn FanOut>,
+    client: reqwest::Client,
+    targets: Mutex<HashMap<FunctionId, (Arc<Target>, Instant)>>,
+    flights: Flights,
+}
+
+impl Executor {
+    /// Builds the executor and its pooled HTTP client.
+    pub fn new(opts: ExecutorOptions, store: DynStore, fanout: Arc<dyn FanOut>) -> Result<Self> {
+        opts.validate()?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(opts.connect_timeout)
+            .timeout(opts.request_timeout)
+            .pool_max_idle_per_host(opts.pool_idle_per_host)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::Client(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                opts,
+                store,
+                fanout,
+                client,
+                targets: Mutex::new(HashMap::new()),
+                flights: Flights::default(),
+            }),
+        })
+    }
+
+    /// The options it runs with.
+    pub fn options(&self) -> &ExecutorOptions {
+        &self.inner.opts
+    }
+
+    /// Checks an SDK's `Authorization` header (start mode only): the Bearer hash of
+    /// the signing key or its fallback.
+    pub fn authorize(&self, authorization: Option<&str>) -> Result<()> {
+        if self.inner.opts.mode == Mode::Dev {
+            return Ok(());
+        }
+        let keys = self.inner.opts.keys();
+        match authorization {
+            Some(h) if sluice_protocol::signing::bearer_matches(h, &keys) => Ok(()),
+            _ => Err(Error::Unauthorized),
+        }
+    }
+
+    /// `POST /v1/checkpoint/{run}/async`: keeps the posted steps with the in-flight
+    /// call they belong to. [`Error::Stale`] when that call is not in flight here.
+    pub fn checkpoint(&self, run_id: RunId, request: CheckpointRequest) -> Result<usize> {
+        self.inner
+            .flights
+            .checkpoint(run_id, request, &self.inner.opts.limits, Millis::now())
+    }
+
+    /// `GET /v0/runs/{id}/actions`: the run's saved steps, as a call's `steps`.
+    pub async fn run_actions(&self, run_id: RunId) -> Result<Map<String, Value>> {
+        let state = self.inner.store.run_state(run_id).await?;
+        Ok(request::memoized(&state).1)
+    }
+
+    /// `GET /v0/runs/{id}/batch`: the run's events, as a call's `events`.
+    pub async fn run_events(&self, run_id: RunId) -> Result<Vec<Value>> {
+        let state = self.inner.store.run_state(run_id).await?;
+        Ok(state.events.iter().map(|e| e.to_sdk_json()).collect())
+    }
+
+    /// Cancels a run that has not ended and emits `inngest/function.cancelled` (and
+    /// `…finished`). Returns false when the run had already ended.
+    pub async fn cancel(&self, run_id: RunId) -> Result<bool> {
+        let store = &self.inner.store;
+        let now = Millis::now();
+        let cancelled = store.cancel_runs(&[run_id], now).await?;
+        if cancelled.is_empty() {
+            return Ok(false);
+        }
+        let state = store.run_state(run_id).await?;
+        let slug = match store.get_function(state.run.function_id).await {
+            Ok(f) => f.slug,
+            Err(_) => state.run.function_id.to_string(),
+        };
+        let events: Vec<Value> = state.events.iter().map(|e| e.to_sdk_json()).collect();
+        let emitted = end_events(Ended {
+            run: &state.run,
+            function_slug: &slug,
+            events: &events,
+            ending: &Ending::Cancelled,
+            now,
+        });
+        let publish = self
+            .inner
+            .fanout
+            .fan_out(emitted, now)
+            .await
+            .map_err(Error::FanOut)?;
+        store.publish(publish, now).await?;
+        Ok(true)
+    }
+
+    /// Starts a new run of the same function from the same events. Returns its id.
+    pub async fn rerun(&self, run_id: RunId) -> Result<RunId> {
+        let store = &self.inner.store;
+        let run = store.get_run(run_id).await?;
+        let now = Millis::now();
+        let id = RunId::new();
+        store
+            .create_runs(vec![NewRun {
+                id,
+                function_id: run.function_id,
+                event_ids: run.event_ids.clone(),
+                correlation_id: None,
+                rerun_of: Some(run_id),
+                created_at: now,
+                first: NewQueueItem::call(id, run.function_id, None, now),
+                waits: Vec::new(),
+            }])
+            .await?;
+        Ok(id)
+    }
+
+    async fn target(&self, id: FunctionId) -> Result<Arc<Target>> {
+        if let Some((t, at)) = self.inner.targets.lock().expect("not poisoned").get(&id)
+            && at.elapsed() < TARGET_TTL
+        {
+            return Ok(t.clone());
+        }
+        let function = self.inner.store.get_function(id).await?;
+        let config = FunctionConfig::from_value(function.config.clone())
+            .map_err(|e| Error::BadRequest(e.to_string()))?;
+        let target = Arc::new(Target {
+            id,
+            slug: function.slug.clone(),
+            url: config.step_url().unwrap_or_default().to_owned(),
+            max_attempts: config.max_attempts(),
+        });
+        self.inner
+            .targets
+            .lock()
+            .expect("not poisoned")
+            .insert(id, (target.clone(), Instant::now()));
+        Ok(target)
+    }
+
+    /// Gives the item back for later: something this node relies on failed.
+    fn release(lease: LeaseRef, why: &str) -> Commit {
+        tracing::warn!(reason = why, "releasing item for a later attempt");
+        Commit::new(
+            lease,
+            Disposition::Release {
+                at: Millis::now().plus_ms(1_000),
+            },
+        )
+    }
+
+    async fn call(&self, item: QueueItem, lease: LeaseRef, state: RunState) -> Commit {
+        let opts = &self.inner.opts;
+        let parallel = item.payload.get("parallel").and_then(Value::as_bool) == Some(true);
+        if parallel
+            && state
+                .steps
+                .iter()
+                .any(|s| matches!(s.status, StepStatus::Planned | StepStatus::Retrying))
+        {
+            // Other planned steps are still running; the last one to finish resumes.
+            return Commit::new(lease, Disposition::Done);
+        }
+        let target = match self.target(state.run.function_id).await {
+            Ok(t) => t,
+            Err(Error::Store(sluice_store::Error::NotFound(_))) => {
+                let gone = Target {
+                    id: state.run.function_id,
+                    slug: state.run.function_id.to_string(),
+                    url: String::new(),
+                    max_attempts: 1,
+                };
+                let plan = outcome::fail(
+                    self.attempt(&state, &item, lease, &gone, Err(String::new()), Vec::new()),
+                    "the function is no longer registered".into(),
+                );
+                return self.publish(plan, lease).await;
+            }
+            Err(e) => return Self::release(lease, &e.to_string()),
+        };
+        let built = request::build(CallInput {
+            state: &state,
+            item: &item,
+            target: &target,
+            env: &opts.env,
+            checkpointing: opts.checkpointing,
+            limits: &opts.limits,
+        });
+        let call = match built {
+            Ok(call) => call,
+            Err(limit) => {
+                let plan = outcome::fail(
+                    self.attempt(
+                        &state,
+                        &item,
+                        lease,
+                        &target,
+                        Err(String::new()),
+                        Vec::new(),
+                    ),
+                    limit.to_string(),
+                );
+                return self.publish(plan, lease).await;
+            }
+        };
+        let keys = if opts.mode == Mode::Start {
+            opts.keys()
+        } else {
+            Vec::new()
+        };
+        let signer = Signer {
+            key: if opts.mode == Mode::Start {
+                opts.signing_key.as_ref()
+            } else {
+                None
+            },
+            verify_with: &keys,
+            server_kind: if opts.mode == Mode::Start {
+                "cloud"
+            } else {
+                "dev"
+            },
+        };
+        let step_id = item.step_id.as_deref().unwrap_or("step");
+        self.inner.flights.start(item.id, lease.token, state.run.id);
+        let result = reply::send(
+            &self.inner.client,
+            &call,
+            signer,
+            &state.run.id.to_string(),
+            step_id,
+            opts.max_reply_bytes,
+        )
+        .await;
+        let checkpointed = self.inner.flights.finish(item.id);
+        if let Err(e) = &result {
+            tracing::info!(error = %e, "call failed");
+        }
+        let attempt = self.attempt(&state, &item, lease, &target, result, checkpointed);
+        let plan = outcome::plan(attempt, &mut rand::rngs::StdRng::from_entropy());
+        if let Some(Ending::Failed(_)) = &plan.ending {
+            tracing::info!("run failed");
+        }
+        self.publish(plan, lease).await
+    }
+
+    fn attempt<'a>(
+        &'a self,
+        state: &'a RunState,
+        item: &'a QueueItem,
+        lease: LeaseRef,
+        target: &'a Target,
+        result: std::result::Result<reply::Reply, String>,
+        checkpointed: Vec<sluice_store::StepRecord>,
+    ) -> Attempt<'a> {
+        Attempt {
+            state,
+            item,
+            lease,
+            target,
+            limits: &self.inner.opts.limits,
+            retry: &self.inner.opts.retry,
+            result,
+            checkpointed,
+            now: Millis::now(),
+        }
+    }
+
+    /// Fans out the plan's events into its commit.
+    async fn publish(&self, plan: Plan, lease: LeaseRef) -> Commit {
+        let Plan {
+            mut commit, emit, ..
+        } = plan;
+        if !emit.is_empty() {
+            match self.inner.fanout.fan_out(emit, Millis::now()).await {
+                Ok(publish) => commit.publish = publish,
+                Err(e) => return Self::release(lease, &format!("fan-out failed: {e}")),
+            }
+        }
+        commit
+    }
+}
+
+#[async_trait::async_trait]
+impl Dispatch for Executor {
+    async fn dispatch(&self, item: QueueItem) -> Commit {
+        let Some(lease) = item.lease() else {
+            unreachable_lease(&item);
+            return Commit::new(
+                sluice_store::LeaseRef {
+                    item: item.id,
+                    token: sluice_store::LeaseToken(uuid::Uuid::nil()),
+                },
+                Disposition::Done,
+            );
+        };
+        let Some(run_id) = item.run_id else {
+            tracing::warn!(kind = item.kind.as_str(), "item without a run; dropped");
+            return Commit::new(lease, Disposition::Done);
+        };
+        if !matches!(
+            item.kind,
+            QueueKind::Call | QueueKind::Wake | QueueKind::WaitTimeout
+        ) {
+            tracing::warn!(
+                kind = item.kind.as_str(),
+                "the executor does not handle this kind; dropped"
+            );
+            return Commit::new(lease, Disposition::Done);
+        }
+        let state = match self.inner.store.run_state(run_id).await {
+            Ok(state) => state,
+            Err(sluice_store::Error::NotFound(_)) => return Commit::new(lease, Disposition::Done),
+            Err(e) => return Self::release(lease, &e.to_string()),
+        };
+        if state.run.status.is_terminal() {
+            return Commit::new(lease, Disposition::Done);
+        }
+        match item.kind {
+            QueueKind::Call => self.call(item, lease, state).await,
+            _ => outcome::resume(&item, lease, &state, Millis::now()),
+        }
+    }
+}
+
+fn unreachable_lease(item: &QueueItem) {
+    tracing::error!(item = item.id.0, "dispatched an item without a lease");
+}
