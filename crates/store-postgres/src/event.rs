@@ -192,11 +192,12 @@ pub(crate) async fn list(conn: &mut PgConnection, filter: &EventFilter) -> Resul
     Ok(page(into_events(rows)?, limit, |e| e.id.to_string()))
 }
 
-/// Deletes events received before `before` and expired dedupe entries; returns how
-/// many events went.
+/// Deletes events received before `before` (with their run links) and expired dedupe
+/// entries; returns how many events went.
 pub(crate) async fn prune(conn: &mut PgConnection, before: Millis) -> Result<u64> {
     let count: i64 = sqlx::query_scalar(
         "WITH gone AS (DELETE FROM events WHERE received_at < $1 RETURNING id),
+         l AS (DELETE FROM run_events WHERE event_id IN (SELECT id FROM gone)),
          d AS (DELETE FROM event_dedupe WHERE expires_at < $1)
          SELECT count(*) FROM gone",
     )

@@ -404,12 +404,13 @@ pub(crate) async fn upsert_steps(
     Ok(())
 }
 
-/// A run's steps: memoized ones first by `ended_at` then `step_id`, then the others
-/// by creation.
+/// A run's steps: memoized ones first by `ended_at`, then the others by creation
+/// (ties by `step_id`).
 pub(crate) async fn steps(conn: &mut PgConnection, run: RunId) -> Result<Vec<Step>> {
     let rows: Vec<StepRow> = sqlx::query_as(
         "SELECT * FROM steps WHERE run_id = $1
-         ORDER BY (status IN ('completed', 'failed')) DESC, ended_at NULLS LAST, created_at,
+         ORDER BY CASE WHEN status IN ('completed', 'failed') THEN 0 ELSE 1 END,
+                  CASE WHEN status IN ('completed', 'failed') THEN ended_at ELSE created_at END,
                   step_id",
     )
     .bind(run.to_string())
@@ -420,16 +421,16 @@ pub(crate) async fn steps(conn: &mut PgConnection, run: RunId) -> Result<Vec<Ste
 }
 
 /// Deletes runs that ended before `before` with their steps and event links; returns
-/// how many runs went.
+/// how many runs and steps went.
 pub(crate) async fn prune(conn: &mut PgConnection, before: Millis) -> Result<u64> {
     let count: i64 = sqlx::query_scalar(
         "WITH gone AS (
              DELETE FROM runs
              WHERE status IN ('completed', 'failed', 'cancelled') AND ended_at < $1
              RETURNING id),
-         s AS (DELETE FROM steps WHERE run_id IN (SELECT id FROM gone)),
+         s AS (DELETE FROM steps WHERE run_id IN (SELECT id FROM gone) RETURNING 1),
          l AS (DELETE FROM run_events WHERE run_id IN (SELECT id FROM gone))
-         SELECT count(*) FROM gone",
+         SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM s)",
     )
     .bind(before.0)
     .fetch_one(&mut *conn)

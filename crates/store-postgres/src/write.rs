@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sluice_core::{EventId, Millis, QueueItemId, RunId};
+use sluice_core::{EventId, Millis, RunId};
 use sluice_store::{
     Commit, CommitResult, DEDUPE_WINDOW_MS, LeaseRef, NewQueueItem, NewRun, NewWait, Publish,
     Published, Result, RunUpdate, StepRecord,
@@ -231,14 +231,10 @@ pub(crate) async fn commit<'a>(
     now: Millis,
     pending: &mut Pending<'a>,
 ) -> Result<Vec<CommitResult>> {
-    // A lease is used once: a second commit for the same item in the batch loses it.
-    let mut seen: HashSet<QueueItemId> = HashSet::new();
-    let firsts: Vec<LeaseRef> = commits
-        .iter()
-        .filter(|c| seen.insert(c.lease.item))
-        .map(|c| c.lease)
-        .collect();
-    let mut held: HashSet<LeaseRef> = queue::lock_held(conn, &firsts).await?.into_iter().collect();
+    // A lease is used once: a second commit with the same lease in the batch loses it;
+    // a commit with a stale token loses whatever the others hold.
+    let leases: Vec<LeaseRef> = commits.iter().map(|c| c.lease).collect();
+    let mut held: HashSet<LeaseRef> = queue::lock_held(conn, &leases).await?.into_iter().collect();
     let mut results = Vec::with_capacity(commits.len());
     let mut applied: Vec<&'a Commit> = Vec::new();
     for c in commits {
