@@ -11,11 +11,13 @@
 //! - `openapi.json`: the REST API's description, served at `/v1/openapi.json`.
 
 pub mod apps;
+pub mod dashboard;
 pub mod error;
 pub mod history;
 pub mod ingest;
 mod payload;
 pub mod register;
+pub mod stream;
 
 use std::sync::Arc;
 
