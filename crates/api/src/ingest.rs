@@ -32,7 +32,7 @@ async fn events_api(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    if state.options.mode == Mode::Start && !state.options.event_keys.iter().any(|k| *k == key) {
+    if state.options.mode == Mode::Start && !state.options.event_keys.contains(&key) {
         return Err(Error::Unauthorized(
             "event key not found; send a configured event key".into(),
         ));
@@ -142,8 +142,12 @@ pub fn parse(bytes: &[u8], limits: &Limits, now: Millis) -> Result<Vec<Draft>> {
             format!("JSON is nested deeper than {} levels", limits.max_depth),
         ));
     }
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| Error::invalid("invalid_json", format!("request body is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        Error::invalid(
+            "invalid_json",
+            format!("request body is not valid JSON: {e}"),
+        )
+    })?;
     let items = match value {
         Value::Array(items) => items,
         object @ Value::Object(_) => vec![object],
@@ -256,7 +260,9 @@ fn draft(index: usize, item: Value, limits: &Limits, now: Millis) -> Result<Draf
                 _ => {
                     return Err(Error::invalid(
                         "invalid_ts",
-                        format!("event {index}: \"ts\" must be a positive epoch time in milliseconds"),
+                        format!(
+                            "event {index}: \"ts\" must be a positive epoch time in milliseconds"
+                        ),
                     ));
                 }
             }
@@ -355,7 +361,10 @@ mod tests {
             "[".repeat(100),
             "\\\""
         );
-        assert!(parse(ok_deep.as_bytes(), &limits, now).is_ok(), "brackets in strings");
+        assert!(
+            parse(ok_deep.as_bytes(), &limits, now).is_ok(),
+            "brackets in strings"
+        );
         let cases: &[(&[u8], &str)] = &[
             (b"", "empty_body"),
             (b"  ", "empty_body"),
@@ -389,12 +398,24 @@ mod tests {
             ..Limits::default()
         };
         let three = br#"[{"name":"a"},{"name":"b"},{"name":"c"}]"#;
-        assert_eq!(parse(three, &small, now).unwrap_err().code(), "too_many_events");
+        assert_eq!(
+            parse(three, &small, now).unwrap_err().code(),
+            "too_many_events"
+        );
         let big_event = format!(r#"[{{"name":"a","data":{{"s":"{}"}}}}]"#, "x".repeat(50));
         let err = parse(big_event.as_bytes(), &small, now).unwrap_err();
-        assert_eq!((err.status().as_u16(), err.code()), (413, "payload_too_large"));
+        assert_eq!(
+            (err.status().as_u16(), err.code()),
+            (413, "payload_too_large")
+        );
         let huge = format!(r#"{{"name":"a","data":{{"s":"{}"}}}}"#, "x".repeat(200));
-        assert_eq!(parse(huge.as_bytes(), &small, now).unwrap_err().status().as_u16(), 413);
+        assert_eq!(
+            parse(huge.as_bytes(), &small, now)
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            413
+        );
     }
 
     #[test]

@@ -16,5 +16,19 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|_| too_large())
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
+}
+
+/// A JSON body of type `T`, read under `limit` bytes; errors are 400 `invalid_json`
+/// (or 413).
+pub async fn json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T> {
+    let bytes = read(headers, body, limit).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid("invalid_json", format!("request body is not valid: {e}")))
 }
