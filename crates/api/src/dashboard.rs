@@ -45,6 +45,14 @@ pub struct Dashboard {
     pub auth: Auth,
 }
 
+impl Dashboard {
+    /// The dashboard over `store`, with a live feed polling it.
+    pub fn new(store: DynStore, auth: Auth) -> Self {
+        let feed = Feed::polling(store.clone(), stream::FeedOptions::default());
+        Self { store, feed, auth }
+    }
+}
+
 impl FromRef<Dashboard> for Auth {
     fn from_ref(d: &Dashboard) -> Self {
         d.auth.clone()
@@ -99,6 +107,19 @@ impl Auth {
                 token: token.to_owned(),
                 session,
             })),
+        }
+    }
+
+    /// Auth as the API's deployment asks: open in dev mode; in start mode the token is
+    /// the primary signing key as configured (`signkey-<env>-<hex>`).
+    pub fn from_api(options: &crate::ApiOptions) -> Self {
+        match (options.mode, options.signing_keys.first()) {
+            (crate::Mode::Dev, _) => Self::open(),
+            (crate::Mode::Start, Some(key)) => {
+                Self::token(&format!("{}{}", key.prefix(), key.secret()))
+            }
+            // No key configured: locked (an empty token admits nobody).
+            (crate::Mode::Start, None) => Self::token(""),
         }
     }
 

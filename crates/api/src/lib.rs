@@ -113,6 +113,11 @@ impl AppState {
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
+    let dashboard = dashboard::Dashboard::new(
+        state.store.clone(),
+        dashboard::Auth::from_api(&state.options),
+    );
+    let auth = dashboard.auth.clone();
     Router::new()
         .route("/health", get(health))
         .route("/v1/openapi.json", get(openapi))
@@ -123,6 +128,11 @@ pub fn router(state: AppState) -> Router {
         // Run actions and the SDK checkpoint endpoints are merged here:
         // .merge(runs::routes()).merge(checkpoint::routes())
         .with_state(state)
+        .merge(dashboard::routes(dashboard))
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            dashboard::require_auth,
+        ))
 }
 
 /// `GET /health`: 200 when the store answers, 503 otherwise.

@@ -75,6 +75,8 @@ pub enum Notice {
 
 struct Inner {
     tx: broadcast::Sender<Notice>,
+    /// The store to poll and how, until the poller starts (on the first subscriber).
+    poller: std::sync::Mutex<Option<(DynStore, FeedOptions)>>,
 }
 
 /// The shared change feed: cheap to clone; the poller stops when the last clone is
@@ -98,15 +100,21 @@ impl Feed {
     pub fn manual(buffer: usize) -> Self {
         let (tx, _) = broadcast::channel(buffer.max(1));
         Self {
-            inner: Arc::new(Inner { tx }),
+            inner: Arc::new(Inner {
+                tx,
+                poller: std::sync::Mutex::new(None),
+            }),
         }
     }
 
-    /// A feed fed by polling `store`; spawns the poller on the current tokio runtime.
-    pub fn spawn(store: DynStore, options: FeedOptions) -> Self {
+    /// A feed fed by polling `store`. The poller is spawned (on the caller's tokio
+    /// runtime) when the first client subscribes, so building a router needs no
+    /// runtime.
+    pub fn polling(store: DynStore, options: FeedOptions) -> Self {
         let feed = Self::manual(options.buffer);
-        let weak = Arc::downgrade(&feed.inner);
-        tokio::spawn(poll_loop(store, options, weak));
+        if let Ok(mut p) = feed.inner.poller.lock() {
+            *p = Some((store, options));
+        }
         feed
     }
 
@@ -118,7 +126,12 @@ impl Feed {
 
     /// A receiver of the notices published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
-        self.inner.tx.subscribe()
+        let rx = self.inner.tx.subscribe();
+        let start = self.inner.poller.lock().ok().and_then(|mut p| p.take());
+        if let Some((store, options)) = start {
+            tokio::spawn(poll_loop(store, options, Arc::downgrade(&self.inner)));
+        }
+        rx
     }
 }
 
