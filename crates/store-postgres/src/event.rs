@@ -63,7 +63,7 @@ pub(crate) async fn claim_external_ids(
         "WITH input AS (SELECT * FROM UNNEST($1::text[], $2::text[]) AS t(ext, id)),
          ins AS (
              INSERT INTO event_dedupe (external_id, event_id, expires_at)
-             SELECT ext, id, $3 FROM input
+             SELECT ext, id, $3 FROM input ORDER BY ext
              ON CONFLICT (external_id) DO UPDATE
                  SET event_id = EXCLUDED.event_id, expires_at = EXCLUDED.expires_at
                  WHERE event_dedupe.expires_at <= $4

@@ -204,7 +204,11 @@ pub(crate) async fn update(
         ended.push(u.ended_at.map(|m| m.0));
     }
     let rows: Vec<(String, String)> = sqlx::query_as(
-        "UPDATE runs r SET
+        // Rows are locked in id order first, so concurrent batches touching the same
+        // runs queue up instead of deadlocking.
+        "WITH locked AS MATERIALIZED (
+             SELECT id FROM runs WHERE id = ANY($1) ORDER BY id FOR UPDATE)
+         UPDATE runs r SET
              status = COALESCE(u.status, r.status),
              output = CASE WHEN u.set_output THEN u.output ELSE r.output END,
              error = CASE WHEN u.set_error THEN u.error ELSE r.error END,
@@ -216,7 +220,7 @@ pub(crate) async fn update(
                      $7::int[], $8::bool[], $9::bigint[], $10::bigint[])
               AS u(id, status, set_output, output, set_error, error, request_version, die,
                    started_at, ended_at)
-         WHERE r.id = u.id
+         WHERE r.id = u.id AND r.id IN (SELECT id FROM locked)
          RETURNING r.id, r.status",
     )
     .bind(&ids)
@@ -347,7 +351,9 @@ pub(crate) async fn upsert_steps(
     if records.is_empty() {
         return Ok(());
     }
-    let records = merge_steps(records);
+    let mut records = merge_steps(records);
+    // One lock order for every writer of the same steps.
+    records.sort_by(|a, b| (a.run_id, &a.step_id).cmp(&(b.run_id, &b.step_id)));
     let n = records.len();
     let mut runs = Vec::with_capacity(n);
     let mut steps = Vec::with_capacity(n);
@@ -437,4 +443,80 @@ pub(crate) async fn prune(conn: &mut PgConnection, before: Millis) -> Result<u64
     .await
     .db()?;
     Ok(count as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(step: &str, attempts: i32, started: Option<i64>, name: &str) -> StepRecord {
+        StepRecord {
+            run_id: RunId(ulid::Ulid::from_parts(1, 1)),
+            step_id: step.into(),
+            name: name.into(),
+            op: "StepRun".into(),
+            status: StepStatus::Completed,
+            result: None,
+            error: None,
+            attempts,
+            opts: None,
+            started_at: started.map(Millis),
+            ended_at: None,
+        }
+    }
+
+    #[test]
+    fn batch_merges_follow_the_store_rules() {
+        // (earlier, later) -> (name, attempts, started_at) after the merge
+        let cases = [
+            ((3, Some(1)), (1, Some(2)), (3, Some(1))),
+            ((1, None), (2, Some(2)), (2, Some(2))),
+            ((2, Some(5)), (2, None), (2, Some(5))),
+        ];
+        for ((a1, s1), (a2, s2), (attempts, started)) in cases {
+            let (first, second) = (record("x", a1, s1, "old"), record("x", a2, s2, "new"));
+            let other = record("y", 9, None, "other");
+            let merged = merge_steps(&[&first, &other, &second]);
+            assert_eq!(merged.len(), 2, "one row per step, first-seen order");
+            assert_eq!(
+                (
+                    merged[0].name.as_str(),
+                    merged[0].attempts,
+                    merged[0].started_at
+                ),
+                ("new", attempts, started.map(Millis))
+            );
+            assert_eq!(merged[1], other);
+        }
+
+        let id = RunId(ulid::Ulid::from_parts(1, 2));
+        let merged = merge_updates(vec![
+            (
+                id,
+                RunUpdate {
+                    status: Some(RunStatus::Running),
+                    started_at: Some(Millis(1)),
+                    ..RunUpdate::default()
+                },
+            ),
+            (
+                id,
+                RunUpdate {
+                    status: Some(RunStatus::Completed),
+                    output: Some(Value::Null),
+                    ..RunUpdate::default()
+                },
+            ),
+        ]);
+        assert_eq!(merged.len(), 1);
+        let u = &merged[0].1;
+        assert_eq!(
+            (u.status, u.started_at, u.output.clone()),
+            (
+                Some(RunStatus::Completed),
+                Some(Millis(1)),
+                Some(Value::Null)
+            )
+        );
+    }
 }
