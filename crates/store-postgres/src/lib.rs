@@ -7,7 +7,9 @@
 //! - A publish or a batch of commits is ONE transaction of a few batched statements
 //!   (`UNNEST` arrays), whatever the batch size.
 //! - Every transaction that makes queue items available sends
-//!   `pg_notify('sluice_wake', <min available_at>)`; [`Store::subscribe`] listens.
+//!   `pg_notify('sluice_wake', <min available_at>)` (channel `sluice_wake_<schema>`
+//!   when a schema is set, so stores in different schemas never wake each other);
+//!   [`Store::subscribe`] listens on a connection of its own and reconnects.
 //! - With [`PostgresOptions::schema`] the store lives in its own schema (every pooled
 //!   connection sets `search_path`), so tests can share one database.
 //!
