@@ -31,7 +31,20 @@ use sluice_broker::{AppSyncer, Broker};
 use sluice_protocol::SigningKey;
 use sluice_store::DynStore;
 
+pub use axum::Router as HttpRouter;
 pub use error::{Error, Result};
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests
+/// finish. The binary calls this so that only this crate depends on axum.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
 
 /// How the server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -110,20 +110,40 @@ mod tests {
 
     #[test]
     fn subcommands_set_the_mode_and_flags() {
-        let cli = Cli::parse_from(["sluice", "dev", "-u", "http://localhost:3000/api/inngest", "--port", "0"]);
+        let cli = Cli::parse_from([
+            "sluice",
+            "dev",
+            "-u",
+            "http://localhost:3000/api/inngest",
+            "--port",
+            "0",
+        ]);
         let c = cli.config(&[]).unwrap();
         assert_eq!((c.mode, c.port), (Mode::Dev, 0));
         assert_eq!(c.apps, vec!["http://localhost:3000/api/inngest"]);
 
         let cli = Cli::parse_from([
-            "sluice", "start", "--database-url", "sqlite:///tmp/s.db", "--signing-key",
-            "signkey-prod-00ff", "--event-key", "a", "--event-key", "b",
+            "sluice",
+            "start",
+            "--database-url",
+            "sqlite:///tmp/s.db",
+            "--signing-key",
+            "signkey-prod-00ff",
+            "--event-key",
+            "a",
+            "--event-key",
+            "b",
         ]);
         let c = cli.config(&[]).unwrap();
         assert_eq!(c.mode, Mode::Start);
         assert_eq!(c.event_keys, vec!["a", "b"]);
 
         let cli = Cli::parse_from(["sluice", "start"]);
-        assert!(cli.config(&[]).unwrap_err().to_string().contains("--database-url"));
+        assert!(
+            cli.config(&[])
+                .unwrap_err()
+                .to_string()
+                .contains("--database-url")
+        );
     }
 }

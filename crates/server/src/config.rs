@@ -60,6 +60,11 @@ pub struct Config {
     pub concurrency: usize,
     /// Timeout of one SDK call (human duration, e.g. `"5m"`).
     pub call_timeout: String,
+    /// How long a node leases a queue item; a node that dies mid-call delays the
+    /// item by about this much before another node takes it over.
+    pub lease: String,
+    /// This node's name (owner of its leases); defaults to host name + process id.
+    pub node_id: Option<String>,
     /// Runs and events older than this many days are pruned (0 keeps everything).
     pub retention_days: u32,
     /// Log format: `pretty` or `json`.
@@ -83,6 +88,8 @@ impl Default for Config {
             max_events_per_request: 5_000,
             concurrency: 256,
             call_timeout: "5m".into(),
+            lease: "30s".into(),
+            node_id: None,
             retention_days: 7,
             log_format: "pretty".into(),
         }
@@ -138,7 +145,9 @@ impl Config {
         figment = figment.merge(env_figment(&env_pairs));
         figment = figment.merge(Serialized::defaults(flags));
         let config: Config = figment.extract().map_err(|e| {
-            anyhow::anyhow!("invalid configuration: {e} (check --config, SLUICE_* variables and flags)")
+            anyhow::anyhow!(
+                "invalid configuration: {e} (check --config, SLUICE_* variables and flags)"
+            )
         })?;
         config.validate()?;
         Ok(config)
@@ -157,6 +166,17 @@ impl Config {
                 self.call_timeout
             )
         })
+    }
+
+    /// The queue lease length.
+    pub fn lease(&self) -> anyhow::Result<Duration> {
+        let lease = humantime::parse_duration(&self.lease).with_context(|| {
+            format!("lease {:?} is not a duration: use e.g. \"30s\"", self.lease)
+        })?;
+        if lease < Duration::from_secs(1) {
+            bail!("lease must be at least 1s");
+        }
+        Ok(lease)
     }
 
     /// Where data lives, from `database_url` or the data directory.
@@ -192,6 +212,7 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.database()?;
         self.call_timeout()?;
+        self.lease()?;
         if self.port == 0 && self.mode == Mode::Start {
             // Port 0 is fine for tests in dev mode; production needs a known port.
             bail!("port 0 is not allowed in start mode: pass --port");
@@ -227,7 +248,9 @@ impl Config {
         }
         for app in &self.apps {
             let parsed = url::Url::parse(app).map_err(|e| {
-                anyhow::anyhow!("app URL {app:?} is not a URL ({e}): use e.g. http://localhost:3000/api/inngest")
+                anyhow::anyhow!(
+                    "app URL {app:?} is not a URL ({e}): use e.g. http://localhost:3000/api/inngest"
+                )
             })?;
             if !matches!(parsed.scheme(), "http" | "https") {
                 bail!("app URL {app:?} must be http:// or https://");
@@ -299,7 +322,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -313,14 +339,20 @@ mod tests {
         assert_eq!((c.port, c.concurrency, c.retention_days), (9000, 7, 3));
 
         // Environment over file; lists split on commas.
-        let e = env(&[("SLUICE_PORT", "9100"), ("SLUICE_APPS", "http://a:1/x, http://b:2/y")]);
+        let e = env(&[
+            ("SLUICE_PORT", "9100"),
+            ("SLUICE_APPS", "http://a:1/x, http://b:2/y"),
+        ]);
         let c = Config::load(Some(&file), &e, Overrides::default()).unwrap();
         assert_eq!(c.port, 9100);
         assert_eq!(c.apps, vec!["http://a:1/x", "http://b:2/y"]);
         assert_eq!(c.concurrency, 7);
 
         // Flags over environment.
-        let flags = Overrides { port: Some(9200), ..Default::default() };
+        let flags = Overrides {
+            port: Some(9200),
+            ..Default::default()
+        };
         let c = Config::load(Some(&file), &e, flags).unwrap();
         assert_eq!(c.port, 9200);
     }
@@ -335,40 +367,76 @@ mod tests {
             ..Default::default()
         };
         let cases: &[(Overrides, &str)] = &[
-            (start(None, Some("signkey-prod-abcd"), &["k"]), "--database-url"),
-            (start(Some("postgres://u@h/db"), None, &["k"]), "--signing-key"),
-            (start(Some("postgres://u@h/db"), Some("signkey-prod-abcd"), &[]), "--event-key"),
-            (start(Some("mysql://h/db"), Some("signkey-prod-abcd"), &["k"]), "sqlite:// or postgres://"),
-            (start(Some("postgres://u@h/db"), Some("signkey-prod-xyz"), &["k"]), "hex"),
             (
-                Overrides { apps: vec!["not a url".into()], ..Default::default() },
+                start(None, Some("signkey-prod-abcd"), &["k"]),
+                "--database-url",
+            ),
+            (
+                start(Some("postgres://u@h/db"), None, &["k"]),
+                "--signing-key",
+            ),
+            (
+                start(Some("postgres://u@h/db"), Some("signkey-prod-abcd"), &[]),
+                "--event-key",
+            ),
+            (
+                start(Some("mysql://h/db"), Some("signkey-prod-abcd"), &["k"]),
+                "sqlite:// or postgres://",
+            ),
+            (
+                start(Some("postgres://u@h/db"), Some("signkey-prod-xyz"), &["k"]),
+                "hex",
+            ),
+            (
+                Overrides {
+                    apps: vec!["not a url".into()],
+                    ..Default::default()
+                },
                 "is not a URL",
             ),
         ];
         for (flags, needle) in cases {
-            let err = Config::load(None, &[], flags.clone()).unwrap_err().to_string();
+            let err = Config::load(None, &[], flags.clone())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{err:?} should mention {needle:?}");
         }
         let ok = Config::load(
             None,
             &[],
-            start(Some("postgres://u:p@127.0.0.1/db"), Some("signkey-prod-abcd"), &["k"]),
+            start(
+                Some("postgres://u:p@127.0.0.1/db"),
+                Some("signkey-prod-abcd"),
+                &["k"],
+            ),
         )
         .unwrap();
-        assert_eq!(ok.database().unwrap(), Database::Postgres("postgres://u:p@127.0.0.1/db".into()));
+        assert_eq!(
+            ok.database().unwrap(),
+            Database::Postgres("postgres://u:p@127.0.0.1/db".into())
+        );
     }
 
     #[test]
     fn dev_defaults_to_sqlite_in_the_data_dir() {
         let c = Config::load(None, &[], Overrides::default()).unwrap();
         assert_eq!(c.port, 8288);
-        assert_eq!(c.database().unwrap(), Database::Sqlite(PathBuf::from(".sluice/sluice.db")));
+        assert_eq!(
+            c.database().unwrap(),
+            Database::Sqlite(PathBuf::from(".sluice/sluice.db"))
+        );
         let c = Config::load(
             None,
             &[],
-            Overrides { database_url: Some("sqlite:///tmp/x.db".into()), ..Default::default() },
+            Overrides {
+                database_url: Some("sqlite:///tmp/x.db".into()),
+                ..Default::default()
+            },
         )
         .unwrap();
-        assert_eq!(c.database().unwrap(), Database::Sqlite(PathBuf::from("/tmp/x.db")));
+        assert_eq!(
+            c.database().unwrap(),
+            Database::Sqlite(PathBuf::from("/tmp/x.db"))
+        );
     }
 }

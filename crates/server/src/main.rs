@@ -22,7 +22,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     serve::init_tracing(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("sluice: cannot start the async runtime: {err}");
