@@ -814,3 +814,33 @@ async fn read_api_invoke_and_openapi() {
         assert!(paths.contains_key(path), "{path} missing from openapi.json");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ingests_share_commits_and_all_land() {
+    let api = Arc::new(api(ApiOptions::default()).await);
+    api.post("/fn/register", ts_register("shop", shop_functions()))
+        .await;
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                api.post(
+                    "/e/k",
+                    format!(r#"{{"name":"shop/cart","data":{{"i":{i}}}}}"#),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        ids.insert(body["ids"][0].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 300);
+    assert_eq!(api.event_count().await, 300);
+    for id in ids.iter().take(20) {
+        assert_eq!(api.triggered(id).await, ["shop-wild"]);
+    }
+}
