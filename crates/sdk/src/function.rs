@@ -105,7 +105,7 @@ fn typed_input<T: DeserializeOwned>(raw: RawInput) -> Result<Input<T>> {
 ///     .concurrency(Concurrency::new(5).key("event.data.account_id"))
 ///     .cancel_on(Cancel::new("user/deleted").condition("async.data.id == event.data.id"))
 ///     .handler(|input: Input, step: Step| async move {
-///         let sent = step.run("send", || async { Ok("ok") }).await?;
+///         let sent: String = step.run("send", || async { Ok("ok".to_owned()) }).await?;
 ///         Ok(sent)
 ///     });
 /// assert_eq!(welcome.id(), "send-welcome");
@@ -380,6 +380,9 @@ impl Function {
     /// ```
     /// let builder = sluice_sdk::Function::new("nightly-report");
     /// ```
+    // A function is not complete without its handler, so `new` starts the builder
+    // that `.handler(…)` finishes.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(id: impl Into<String>) -> FunctionBuilder {
         FunctionBuilder {
             options: Options {
