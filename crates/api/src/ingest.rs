@@ -351,7 +351,11 @@ mod tests {
         assert_eq!(drafts[0].version.as_deref(), Some("2"));
         assert_eq!(drafts[0].user, json!({"u": 1}));
         assert_eq!((drafts[1].ts, &drafts[1].data), (now, &json!({})));
-        assert_eq!(drafts[2].ts, Millis(1_710_000_000_000), "future ts kept, fraction dropped");
+        assert_eq!(
+            drafts[2].ts,
+            Millis(1_710_000_000_000),
+            "future ts kept, fraction dropped"
+        );
         let single = parse(br#"{"name":"x"}"#, &limits, now).unwrap();
         assert_eq!(single[0].user, json!({}));
 
