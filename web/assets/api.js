@@ -65,12 +65,13 @@ export const api = {
   functions: async () => page(await get('/v1/functions')).items,
   fn: async (slug) => one(await get(`/v1/functions/${encodeURIComponent(slug)}`)),
   invoke: (slug, body) => post(`/v1/functions/${encodeURIComponent(slug)}/invoke`, body),
-  /** {names, after, before, cursor, limit} */
+  /** {name, internal, after, before, cursor, limit} */
   events: async (f = {}) => page(await get(`/v1/events${qs({ limit: 50, ...f })}`)),
   event: async (id) => one(await get(`/v1/events/${encodeURIComponent(id)}`)),
-  eventRuns: async (id) => page(await get(`/v1/events/${encodeURIComponent(id)}/runs`)).items,
+  /** The runs an event triggered (the event detail carries them). */
+  eventRuns: async (id) => (await get(`/v1/events/${encodeURIComponent(id)}`))?.runs ?? [],
   sendEvent: (ev) => post('/v1/events', ev),
-  /** {status, function_id, after, before, cursor, limit} */
+  /** {status, function (id or slug), after, before, cursor, limit} */
   runs: async (f = {}) => page(await get(`/v1/runs${qs({ limit: 50, ...f })}`)),
   run: async (id) => one(await get(`/v1/runs/${encodeURIComponent(id)}`)),
   steps: async (id) => page(await get(`/v1/runs/${encodeURIComponent(id)}/steps`)).items,

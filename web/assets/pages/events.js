@@ -34,7 +34,7 @@ export function render(main, [focusId]) {
 
   async function load(append = false) {
     try {
-      const resp = await api.events({ cursor: append ? state.next : undefined, include_internal: state.internal || undefined });
+      const resp = await api.events({ cursor: append ? state.next : undefined, internal: state.internal || undefined });
       rememberEvents(resp.items);
       state.events = append ? [...state.events, ...resp.items] : keepOlder(resp.items);
       state.next = resp.next;
@@ -92,10 +92,7 @@ export function render(main, [focusId]) {
     const runsBox = h('div', {}, h('span', { class: 'muted' }, 'Loading runs…'));
     (async () => {
       await functionsIndex();
-      const runs = await api.eventRuns(e.id).catch(async () => {
-        const full = await api.event(e.id).catch(() => null);
-        return full?.runs ?? [];
-      });
+      const runs = await api.eventRuns(e.id).catch(() => e.runs ?? []);
       mount(runsBox, runs.length
         ? h('table', { class: 'event-runs' }, h('tbody', {}, runs.map((r) => h('tr', {},
           h('td', {}, statusBadge(r.status)),

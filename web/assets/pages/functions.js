@@ -106,7 +106,7 @@ function detail(main, slug) {
       const runs = [];
       let cursor;
       for (let i = 0; i < 10; i++) {
-        const page = await api.runs({ function_id: state.fn.id, after, limit: 200, cursor });
+        const page = await api.runs({ function: state.fn.id, after, limit: 200, cursor });
         const mine = page.items.filter((r) => r.function_id === state.fn.id);
         runs.push(...mine);
         cursor = page.next;

@@ -23,7 +23,8 @@ export function render(main, [id]) {
       state.steps = steps ?? run?.steps ?? state.run?.steps ?? [];
       state.pending = pending;
       const evIds = state.run.event_ids || [];
-      if (evIds.length && !state.events.length) {
+      if (run?.events?.length) state.events = run.events;
+      else if (evIds.length && !state.events.length) {
         state.events = (await Promise.all(evIds.slice(0, 5).map((e) => api.event(e).catch(() => null))))
           .filter(Boolean).map((e) => e.event ?? e);
       }

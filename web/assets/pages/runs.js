@@ -80,7 +80,7 @@ export function render(main, _params, query) {
   function filters(cursor) {
     const span = RANGES.find(([k]) => k === state.range)?.[1];
     const f = { status: [...state.statuses], cursor };
-    if (state.fn) f.function_id = state.fn;
+    if (state.fn) f.function = state.fn;
     if (span) f.after = Date.now() - span;
     return f;
   }
