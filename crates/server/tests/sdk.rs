@@ -632,11 +632,18 @@ async fn retry_after(c: &Ctx<'_>) -> anyhow::Result<()> {
     let id = c
         .send(json!({"name": "e2e/retryafter", "data": {}}))
         .await?;
-    let (out, _) = c.output(&id, "retry-after").await?;
+    let (out, run) = c.output(&id, "retry-after").await?;
     ensure!(
         out == json!("done on attempt 1"),
         "retry-after output {out}"
     );
+    if let (Some(started), Some(ended)) = (ms(&run, "started_at"), ms(&run, "ended_at")) {
+        ensure!(
+            ended - started >= 1_000,
+            "the retry came {} ms after the first attempt; the SDK asked for 1 s",
+            ended - started
+        );
+    }
     Ok(())
 }
 

@@ -13,7 +13,7 @@ const processOrder = inngest.createFunction(
     // Runs once every retry is spent: undo what the order did.
     onFailure: async ({ event, step }) => {
       const order = event.data.event.data;
-      await step.run("release-stock", () => ({ released: order.item, orderId: order.orderId }));
+      return step.run("release-stock", () => ({ released: order.item, orderId: order.orderId }));
     },
     // A cancelled order stops its run wherever it is, even mid-wait.
     cancelOn: [{ event: "shop/order.cancelled", if: "async.data.orderId == event.data.orderId" }],

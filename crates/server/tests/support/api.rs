@@ -105,7 +105,7 @@ impl Api {
     /// Runs of one function (by its UUID), newest first.
     pub async fn runs_of(&self, function_id: &str) -> anyhow::Result<Vec<Value>> {
         Ok(items(
-            self.get(&format!("/v1/runs?function_id={function_id}&limit=100"))
+            self.get(&format!("/v1/runs?function={function_id}&limit=100"))
                 .await?,
         ))
     }
