@@ -10,11 +10,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The SDK's name and version, as sent in `x-inngest-sdk`.
+///
+/// ```
+/// assert!(sluice_sdk::client::SDK_HEADER_VALUE.starts_with("rust:v"));
+/// ```
 pub const SDK_HEADER_VALUE: &str = concat!("rust:v", env!("CARGO_PKG_VERSION"));
 /// How many times a failed send is tried in all, with the same id seed.
 const SEND_ATTEMPTS: u32 = 5;
 
 /// Why events could not be sent.
+///
+/// ```
+/// let e = sluice_sdk::client::Error::NoEventKey;
+/// assert!(e.to_string().contains("INNGEST_EVENT_KEY"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -38,6 +47,10 @@ pub enum Error {
 }
 
 /// `Result` with this module's [`Error`].
+///
+/// ```
+/// fn none() -> sluice_sdk::client::Result<()> { Ok(()) }
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The ids the event API gave the sent events, in order.

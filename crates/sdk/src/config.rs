@@ -6,14 +6,34 @@
 use sluice_protocol::SigningKey;
 
 /// The API origin in dev mode when `INNGEST_DEV` gives no URL.
+///
+/// ```
+/// assert!(!sluice_sdk::config::DEV_ORIGIN.is_empty());
+/// ```
 pub const DEV_ORIGIN: &str = "http://localhost:8288";
 /// The API origin in cloud mode when none is configured.
+///
+/// ```
+/// assert!(!sluice_sdk::config::CLOUD_API_ORIGIN.is_empty());
+/// ```
 pub const CLOUD_API_ORIGIN: &str = "https://api.inngest.com";
 /// The event API origin in cloud mode when none is configured.
+///
+/// ```
+/// assert!(!sluice_sdk::config::CLOUD_EVENT_ORIGIN.is_empty());
+/// ```
 pub const CLOUD_EVENT_ORIGIN: &str = "https://inn.gs";
 /// The path functions are served at unless configured otherwise.
+///
+/// ```
+/// assert!(!sluice_sdk::config::DEFAULT_SERVE_PATH.is_empty());
+/// ```
 pub const DEFAULT_SERVE_PATH: &str = "/api/inngest";
 /// The event key used in dev mode when none is configured.
+///
+/// ```
+/// assert!(!sluice_sdk::config::DEV_EVENT_KEY.is_empty());
+/// ```
 pub const DEV_EVENT_KEY: &str = "NO_EVENT_KEY_SET";
 
 /// Whether requests are verified and events need a key.

@@ -16,6 +16,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 /// The event that triggers `on_failure` handlers.
+///
+/// ```
+/// assert_eq!(sluice_sdk::function::FUNCTION_FAILED_EVENT, "inngest/function.failed");
+/// ```
 pub const FUNCTION_FAILED_EVENT: &str = "inngest/function.failed";
 /// Retries registered for an `on_failure` function (as the TS SDK does).
 const FAILURE_RETRIES: u32 = 1;

@@ -24,8 +24,16 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 /// The request version this SDK answers with (`x-inngest-req-version`).
+///
+/// ```
+/// assert_eq!(sluice_sdk::serve::REQUEST_VERSION, "2");
+/// ```
 pub const REQUEST_VERSION: &str = "2";
 /// The framework name sent in `x-inngest-framework`.
+///
+/// ```
+/// assert_eq!(sluice_sdk::serve::FRAMEWORK, "axum");
+/// ```
 pub const FRAMEWORK: &str = "axum";
 /// How far a signature's timestamp may be from now, in seconds.
 const MAX_SIGNATURE_SKEW_SECS: i64 = 300;

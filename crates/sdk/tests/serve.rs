@@ -161,6 +161,14 @@ fn functions() -> Vec<Function> {
                     Err(_) => Err(Error::retriable("converted the interrupt")),
                 },
                 "panic" => panic!("boom"),
+                "adhoc-join" => {
+                    // Joined without `step.join`: one step runs, the other is planned.
+                    let (a, b) = futures::join!(
+                        step.run("a", || async { Ok(1) }),
+                        step.run("b", || async { Ok(2) })
+                    );
+                    Ok(format!("{}", a? + b?))
+                }
                 other => Err(Error::non_retriable(format!("unknown mode {other}"))),
             }
         });
@@ -894,6 +902,56 @@ async fn cloud_mode_verifies_and_signs() {
         answer.body["signing_key_fallback_hash"],
         "4884fdaafea47c29fea7159d0daddd9c085d6200e1359e85bb81736af6b7c837"
     );
+}
+
+#[tokio::test]
+async fn steps_joined_without_the_helper_run_one_at_a_time() {
+    let api = fake_api(StatusCode::OK, json!({})).await;
+    let router = app(dev_config(&api));
+    let trigger = event("demo/errors", json!({"mode": "adhoc-join"}));
+    let answer = send(
+        &router,
+        post_call(
+            "probe-app-errors",
+            "step",
+            &call_body(trigger.clone(), json!({}), json!({})),
+        ),
+    )
+    .await;
+    let got: Vec<(Value, Value)> = ops(&answer.body)
+        .iter()
+        .map(|op| (op["op"].clone(), op["id"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (json!("StepRun"), json!(A)),
+            (json!("StepPlanned"), json!(B))
+        ]
+    );
+
+    let steps = json!({A: {"data": 1}});
+    let answer = send(
+        &router,
+        post_call(
+            "probe-app-errors",
+            B,
+            &call_body(trigger.clone(), steps, json!({})),
+        ),
+    )
+    .await;
+    assert_eq!(ops(&answer.body)[0]["data"], 2);
+    let steps = json!({A: {"data": 1}, B: {"data": 2}});
+    let answer = send(
+        &router,
+        post_call(
+            "probe-app-errors",
+            "step",
+            &call_body(trigger, steps, json!({})),
+        ),
+    )
+    .await;
+    assert_eq!((answer.status, answer.body), (StatusCode::OK, json!("3")));
 }
 
 #[test]
