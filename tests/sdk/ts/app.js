@@ -9,14 +9,15 @@
 // E2E_HIDE (comma-separated function ids left out of `serve`, to test re-syncs).
 //
 // Routes: the SDK handler at /api/inngest, and `POST /send` (an event or an array),
-// which sends through the SDK's own `inngest.send` and answers its result.
+// which sends through the SDK's own `inngest.send` and answers its result; `GET /inflight`
+// lists the runs whose slow step is executing (for the node-kill test).
 
 "use strict";
 
 const fs = require("node:fs");
 const path = require("node:path");
 const { createRequire } = require("node:module");
-const { buildFunctions } = require("./functions");
+const { buildFunctions, inflight } = require("./functions");
 
 const packageDir = path.resolve(process.argv[2] || path.join(__dirname, "../../../examples/typescript"));
 const sdkRequire = createRequire(path.join(packageDir, "package.json"));
@@ -45,6 +46,7 @@ app.post("/send", async (req, res) => {
     res.status(500).json({ error: String(err && err.message ? err.message : err) });
   }
 });
+app.get("/inflight", (_req, res) => res.json([...inflight]));
 app.get("/ready", (_req, res) => res.json({ sdk: version, functions: functions.length }));
 
 const port = Number(process.env.PORT || 3000);

@@ -168,9 +168,11 @@ function buildFunctions(lib, inngest, major) {
     ),
 
     // A step that takes a while: the two-node kill test kills the node calling it.
-    define({ id: "slow" }, { event: "e2e/slow" }, async ({ event, step }) => {
+    define({ id: "slow" }, { event: "e2e/slow" }, async ({ event, step, runId }) => {
       const a = await step.run("slow-step", async () => {
+        inflight.add(runId);
         await new Promise((resolve) => setTimeout(resolve, event.data.ms));
+        inflight.delete(runId);
         return "slept";
       });
       return { a };
@@ -178,4 +180,7 @@ function buildFunctions(lib, inngest, major) {
   ];
 }
 
-module.exports = { buildFunctions };
+// Runs whose slow step is executing right now (`GET /inflight`).
+const inflight = new Set();
+
+module.exports = { buildFunctions, inflight };

@@ -210,6 +210,18 @@ impl App {
             .collect())
     }
 
+    /// `GET <path>` on the app, as JSON.
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .with_context(|| format!("GET {path} on the app"))?;
+        Ok(resp.error_for_status()?.json().await?)
+    }
+
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = match self.program {
