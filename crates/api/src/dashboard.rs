@@ -115,6 +115,9 @@ impl Auth {
     pub fn from_api(options: &crate::ApiOptions) -> Self {
         match (options.mode, options.signing_keys.first()) {
             (crate::Mode::Dev, _) => Self::open(),
+            (crate::Mode::Start, _) if options.dashboard_token.is_some() => {
+                Self::token(options.dashboard_token.as_deref().unwrap_or_default())
+            }
             (crate::Mode::Start, Some(key)) => {
                 Self::token(&format!("{}{}", key.prefix(), key.secret()))
             }

@@ -93,6 +93,9 @@ pub struct ApiOptions {
     /// checked against them in [`Mode::Start`].
     pub signing_keys: Vec<SigningKey>,
     pub limits: Limits,
+    /// The dashboard and REST API sign-in token in [`Mode::Start`]; when `None`, the
+    /// primary signing key is the token.
+    pub dashboard_token: Option<String>,
 }
 
 /// Everything handlers share. Cheap to clone.

@@ -46,6 +46,9 @@ pub struct Config {
     pub signing_key: Option<String>,
     /// A second signing key accepted during rotation.
     pub signing_key_fallback: Option<String>,
+    /// Sign-in token of the dashboard and REST API in `start` mode (defaults to the
+    /// signing key).
+    pub dashboard_token: Option<String>,
     /// Event keys accepted by `POST /e/{key}` in `start` mode.
     pub event_keys: Vec<String>,
     /// App URLs to sync at start-up and re-sync when they come back.
@@ -71,6 +74,30 @@ pub struct Config {
     pub log_format: String,
 }
 
+/// Every setting's name, as in TOML files and (upper-cased, `SLUICE_`-prefixed) in
+/// the environment.
+const SETTINGS: &[&str] = &[
+    "mode",
+    "host",
+    "port",
+    "data_dir",
+    "database_url",
+    "signing_key",
+    "signing_key_fallback",
+    "dashboard_token",
+    "event_keys",
+    "apps",
+    "max_event_bytes",
+    "max_request_bytes",
+    "max_events_per_request",
+    "concurrency",
+    "call_timeout",
+    "lease",
+    "node_id",
+    "retention_days",
+    "log_format",
+];
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -81,6 +108,7 @@ impl Default for Config {
             database_url: None,
             signing_key: None,
             signing_key_fallback: None,
+            dashboard_token: None,
             event_keys: Vec::new(),
             apps: Vec::new(),
             max_event_bytes: 512 * 1024,
@@ -137,9 +165,16 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
+        // Only variables naming a setting are read: tools and tests set other
+        // `SLUICE_*` variables (e.g. `SLUICE_TEST_DATABASE_URL`) that are not ours.
         let env_pairs: Vec<(String, String)> = env
             .iter()
-            .filter(|(k, _)| k.starts_with("SLUICE_") && k != "SLUICE_TEST_DATABASE_URL")
+            .filter(|(k, _)| {
+                k.strip_prefix("SLUICE_").is_some_and(|name| {
+                    let name = name.to_ascii_lowercase();
+                    SETTINGS.contains(&name.as_str()) || name == "event_key"
+                })
+            })
             .cloned()
             .collect();
         figment = figment.merge(env_figment(&env_pairs));
@@ -236,6 +271,13 @@ impl Config {
                     "start mode needs at least one event key: pass --event-key KEY (or set SLUICE_EVENT_KEYS=key1,key2)"
                 );
             }
+        }
+        if self
+            .dashboard_token
+            .as_deref()
+            .is_some_and(|t| t.len() < 16)
+        {
+            bail!("dashboard_token must be at least 16 characters (e.g. `openssl rand -hex 16`)");
         }
         if self.event_keys.iter().any(|k| k.trim().is_empty()) {
             bail!("event keys must not be empty");
@@ -415,6 +457,26 @@ mod tests {
             ok.database().unwrap(),
             Database::Postgres("postgres://u:p@127.0.0.1/db".into())
         );
+    }
+
+    #[test]
+    fn every_setting_is_named_for_the_environment() {
+        let toml = toml_keys();
+        let mut names: Vec<&str> = SETTINGS.to_vec();
+        names.sort_unstable();
+        assert_eq!(names, toml, "SETTINGS must list every Config field");
+    }
+
+    fn toml_keys() -> Vec<&'static str> {
+        let value = Figment::from(Serialized::defaults(Config::default()));
+        let dict = figment::Provider::data(&value).unwrap();
+        let mut keys: Vec<&'static str> = dict
+            .values()
+            .flat_map(|d| d.keys())
+            .map(|k| &*Box::leak(k.clone().into_boxed_str()))
+            .collect();
+        keys.sort_unstable();
+        keys
     }
 
     #[test]

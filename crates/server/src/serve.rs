@@ -169,6 +169,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             max_events: config.max_events_per_request,
             ..Default::default()
         },
+        dashboard_token: config.dashboard_token.clone(),
     };
     let syncer = sluice_broker::AppSyncer::start(
         store.clone(),
