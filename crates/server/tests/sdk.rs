@@ -39,6 +39,11 @@ async fn ts_v4_on_postgres_signed() {
 }
 
 #[tokio::test]
+async fn ts_v3_on_postgres_signed() {
+    suite(Sdk::TsV3, Backend::Postgres).await;
+}
+
+#[tokio::test]
 async fn python_on_postgres_signed() {
     suite(Sdk::Python, Backend::Postgres).await;
 }
@@ -323,6 +328,17 @@ fn named<'a>(steps: &'a [Value], name: &str) -> Vec<&'a Value> {
     steps.iter().filter(|s| s["name"] == name).collect()
 }
 
+/// The one step named `name`.
+fn single<'a>(steps: &'a [Value], name: &str) -> anyhow::Result<&'a Value> {
+    let found = named(steps, name);
+    ensure!(
+        found.len() == 1,
+        "expected one step named {name}; the run's steps: {}",
+        Value::Array(steps.to_vec())
+    );
+    Ok(found[0])
+}
+
 fn ms(run: &Value, field: &str) -> Option<i64> {
     run[field].as_i64()
 }
@@ -545,8 +561,15 @@ async fn wait_matched(c: &Ctx<'_>) -> anyhow::Result<()> {
             {"name": "e2e/wait.reply", "data": {"id": key, "v": "right"}},
         ]))
         .await?;
-    let (out, _) = c.output(&id, "waiter").await?;
+    let (out, run) = c.output(&id, "waiter").await?;
     ensure!(out == json!({"got": "right"}), "waiter output {out}");
+    // The matched event is stored as the step's result.
+    let steps = c.api.steps(&api::id(&run)).await?;
+    let reply = single(&steps, "reply")?;
+    ensure!(
+        reply["status"] == "completed" && step_data(reply)["v"] == "right",
+        "step reply: {reply}"
+    );
     Ok(())
 }
 
@@ -554,8 +577,14 @@ async fn wait_timeout(c: &Ctx<'_>) -> anyhow::Result<()> {
     let id = c
         .send(json!({"name": "e2e/wait.start", "data": {"id": nonce(), "timeout": "2s"}}))
         .await?;
-    let (out, _) = c.output(&id, "waiter").await?;
+    let (out, run) = c.output(&id, "waiter").await?;
     ensure!(out == json!({"got": null}), "waiter output {out}");
+    let steps = c.api.steps(&api::id(&run)).await?;
+    let reply = single(&steps, "reply")?;
+    ensure!(
+        reply["status"] == "completed" && reply["result"].is_null(),
+        "step reply after a timeout: {reply}"
+    );
     Ok(())
 }
 
@@ -563,7 +592,13 @@ async fn invoke(c: &Ctx<'_>) -> anyhow::Result<()> {
     let id = c
         .send(json!({"name": "e2e/invoke", "data": {"x": 21}}))
         .await?;
-    let (out, _) = c.output(&id, "invoker").await?;
+    let (out, run) = c.output(&id, "invoker").await?;
+    let steps = c.api.steps(&api::id(&run)).await?;
+    let call = single(&steps, "call-child")?;
+    ensure!(
+        call["status"] == "completed" && step_data(call) == json!({"doubled": 42}),
+        "step call-child: {call}"
+    );
     ensure!(
         out == json!({"child": {"doubled": 42}}),
         "invoker output {out}"
@@ -658,6 +693,19 @@ async fn on_failure(c: &Ctx<'_>) -> anyhow::Result<()> {
         run["error"].to_string().contains("always fails"),
         "the run's error lacks the message: {run}"
     );
+    // Two attempts (retries: 1), then the step's error is stored.
+    let steps = c.api.steps(&api::id(run)).await?;
+    let boom = single(&steps, "boom")?;
+    ensure!(
+        boom["status"] == "failed" && boom.to_string().contains("always fails"),
+        "step boom: {boom}"
+    );
+    if let Some(attempts) = boom["attempts"].as_i64() {
+        ensure!(
+            attempts == 2,
+            "step boom records {attempts} attempts, expected 2: {boom}"
+        );
+    }
     let handlers = c.fn_runs("always-fails-failure", 1).await?;
     ensure!(
         handlers.len() == 1,
