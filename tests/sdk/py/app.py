@@ -13,6 +13,8 @@ sends through the SDK's own `send_sync` and answers `{"ids": [...]}`.
 import importlib.metadata
 import logging
 import os
+import threading
+import time
 
 import flask
 import inngest
@@ -45,7 +47,17 @@ def ready() -> flask.Response:
     return flask.jsonify({"sdk": importlib.metadata.version("inngest"), "functions": len(functions)})
 
 
+def exit_when_orphaned() -> None:
+    """Exit when the test that started this app dies without stopping it."""
+    parent = os.getppid()
+    while True:
+        time.sleep(1)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 if __name__ == "__main__":
+    threading.Thread(target=exit_when_orphaned, daemon=True).start()
     port = int(os.environ.get("PORT", "3000"))
     print(f"{app_id}: inngest {importlib.metadata.version('inngest')}, {len(functions)} functions on port {port}", flush=True)
     app.run(host="127.0.0.1", port=port, threaded=True)

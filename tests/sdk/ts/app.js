@@ -49,6 +49,12 @@ app.post("/send", async (req, res) => {
 app.get("/inflight", (_req, res) => res.json([...inflight]));
 app.get("/ready", (_req, res) => res.json({ sdk: version, functions: functions.length }));
 
+// Exit when the test that started this app dies without stopping it (its Drop never ran).
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(0);
+}, 1000).unref();
+
 const port = Number(process.env.PORT || 3000);
 app.listen(port, "127.0.0.1", () => {
   console.log(`${appId}: inngest ${version}, ${functions.length} functions on http://127.0.0.1:${port}/api/inngest`);
