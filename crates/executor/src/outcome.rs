@@ -295,14 +295,12 @@ impl<'a> Builder<'a> {
             .or_else(|| op.name.clone())
             .unwrap_or_default();
         let ended = matches!(status, StepStatus::Completed | StepStatus::Failed);
-        let attempts = if self.a.item.step_id.as_deref() == Some(op.id.as_str())
-            || status == StepStatus::Retrying
-            || status == StepStatus::Failed
-        {
-            self.a.item.attempt + 1
-        } else {
-            1
-        };
+        // Ops that report a run of the step count this item's attempts.
+        let ran = matches!(
+            op.op,
+            Opcode::StepRun | Opcode::Step | Opcode::StepError | Opcode::StepFailed
+        );
+        let attempts = if ran { self.a.item.attempt + 1 } else { 1 };
         self.commit.steps.push(StepRecord {
             run_id: self.run_id(),
             step_id: op.id.clone(),

@@ -222,7 +222,7 @@ async fn claim_loop(inner: Arc<Inner>) {
         // Capacity first: at least one slot, then as many more as a batch takes.
         let first = tokio::select! {
             p = inner.slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = stop.changed() => return,
+            _ = stopped(&mut stop) => return,
         };
         let mut permits = vec![first];
         while permits.len() < inner.opts.claim_batch as usize {
@@ -256,7 +256,7 @@ async fn claim_loop(inner: Arc<Inner>) {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => return,
+                    _ = stopped(&mut stop) => return,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
@@ -306,7 +306,7 @@ async fn claim_loop(inner: Arc<Inner>) {
                         _ => break,
                     }
                 }
-                _ = stop.changed() => return,
+                _ = stopped(&mut stop) => return,
             }
         }
     }
@@ -388,7 +388,7 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => {
+            _ = stopped(&mut stop) => {
                 // Keep heartbeating in-flight calls during the shutdown grace.
                 if inner.in_flight.load(Ordering::Relaxed) == 0 { return; }
                 tick.tick().await;
@@ -453,7 +453,12 @@ async fn rescue_loop(inner: Arc<Inner>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(inner.opts.rescue_every) => {}
-            _ = stop.changed() => return,
+            _ = stopped(&mut stop) => return,
         }
     }
+}
+
+/// Resolves once shutdown has begun (at once if it already has).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

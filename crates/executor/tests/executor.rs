@@ -1,0 +1,637 @@
+//! The executor and scheduler against a scripted fake SDK endpoint (axum on
+//! 127.0.0.1:0) and a real SQLite store.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sluice_core::{EventId, FunctionId, Millis, RetryPolicy, RunId, RunStatus};
+use sluice_executor::{Executor, ExecutorOptions, Mode, StoreOnly};
+use sluice_protocol::SigningKey;
+use sluice_protocol::signing;
+use sluice_scheduler::{Dispatch, Scheduler, SchedulerHandle, SchedulerOptions};
+use sluice_store::{
+    AppSync, Claim, CommitResult, DynStore, Event, EventFilter, FunctionDef, NewQueueItem, NewRun,
+    Publish, Trigger,
+};
+use sluice_store_sqlite::SqliteStore;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "signkey-test-12345678abcdef";
+
+/// One call the fake SDK received.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: HeaderMap,
+    raw: Bytes,
+    body: Value,
+    at: Instant,
+}
+
+/// What the fake SDK answers.
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Value,
+    delay: Duration,
+}
+
+fn ops(ops: Value) -> Answer {
+    Answer {
+        status: 206,
+        headers: vec![],
+        body: ops,
+        delay: Duration::ZERO,
+    }
+}
+
+fn done(output: Value) -> Answer {
+    Answer {
+        status: 200,
+        headers: vec![],
+        body: output,
+        delay: Duration::ZERO,
+    }
+}
+
+type Script = Arc<dyn Fn(&Value) -> Answer + Send + Sync>;
+
+struct Sdk {
+    calls: Arc<Mutex<Vec<Received>>>,
+    url: String,
+}
+
+impl Sdk {
+    /// Starts a fake SDK answering with `script`; in signed mode it checks request
+    /// signatures (401 if wrong) and signs its replies.
+    async fn start(script: Script, key: Option<SigningKey>) -> Sdk {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let recorded = calls.clone();
+        let handler = move |headers: HeaderMap, raw: Bytes| {
+            let script = script.clone();
+            let recorded = recorded.clone();
+            let key = key.clone();
+            async move {
+                let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+                recorded.lock().unwrap().push(Received {
+                    headers: headers.clone(),
+                    raw: raw.clone(),
+                    body: body.clone(),
+                    at: Instant::now(),
+                });
+                if let Some(key) = &key {
+                    let sig = headers
+                        .get("x-inngest-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let canonical = sluice_protocol::to_canonical_vec(&body);
+                    let now = chrono::Utc::now().timestamp();
+                    if signing::verify(sig, &canonical, std::slice::from_ref(key), now, Some(300))
+                        .is_err()
+                    {
+                        return (StatusCode::UNAUTHORIZED, "{}").into_response();
+                    }
+                }
+                let answer = script(&body);
+                tokio::time::sleep(answer.delay).await;
+                let out = serde_json::to_vec(&answer.body).unwrap();
+                let mut response: Response =
+                    (StatusCode::from_u16(answer.status).unwrap(), out.clone()).into_response();
+                let h = response.headers_mut();
+                h.insert("content-type", "application/json".parse().unwrap());
+                h.insert("x-inngest-sdk", "inngest-js:v4.24.0".parse().unwrap());
+                h.insert("x-inngest-req-version", "2".parse().unwrap());
+                for (k, v) in answer.headers {
+                    h.insert(k, v.parse().unwrap());
+                }
+                if let Some(key) = &key {
+                    let sig = signing::sign(&out, key, chrono::Utc::now().timestamp());
+                    h.insert("x-inngest-signature", sig.parse().unwrap());
+                }
+                response
+            }
+        };
+        let app = axum::Router::new().route("/api/inngest", axum::routing::post(handler));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Sdk {
+            calls,
+            url: format!("http://{addr}/api/inngest"),
+        }
+    }
+
+    fn calls(&self) -> Vec<Received> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+struct Harness {
+    store: DynStore,
+    sdk: Sdk,
+    executor: Executor,
+    scheduler: SchedulerHandle,
+    function: FunctionId,
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_millis(20),
+        min: Duration::from_millis(10),
+        max: Duration::from_millis(50),
+        max_retry_after: Duration::from_secs(60),
+    }
+}
+
+async fn harness(script: Script, retries: u32, signed: bool) -> Harness {
+    let key = signed.then(|| SigningKey::new(KEY).unwrap());
+    let sdk = Sdk::start(script, key.clone()).await;
+    let store: DynStore = Arc::new(SqliteStore::temporary().await.unwrap());
+    let config = json!({"id": "app-fn", "name": "fn", "triggers": [{"event": "demo/go"}],
+        "steps": {"step": {"id": "step", "name": "step", "runtime": {"type": "http",
+            "url": format!("{}?fnId=app-fn&stepId=step", sdk.url)},
+            "retries": {"attempts": retries}}}});
+    let synced = store
+        .sync_app(AppSync {
+            name: "app".into(),
+            url: sdk.url.clone(),
+            sdk: Some("js:v4.24.0".into()),
+            framework: None,
+            functions: vec![FunctionDef {
+                slug: "app-fn".into(),
+                name: "fn".into(),
+                triggers: vec![Trigger::Event {
+                    event: "demo/go".into(),
+                    expression: None,
+                }],
+                config,
+            }],
+            now: Millis::now(),
+        })
+        .await
+        .unwrap();
+    let function = synced.functions[0].id;
+    let executor = Executor::new(
+        ExecutorOptions {
+            mode: if signed { Mode::Start } else { Mode::Dev },
+            signing_key: key,
+            retry: fast_retry(),
+            request_timeout: Duration::from_secs(5),
+            ..ExecutorOptions::default()
+        },
+        store.clone(),
+        Arc::new(StoreOnly),
+    )
+    .unwrap();
+    let scheduler = Scheduler::start(
+        SchedulerOptions {
+            node_id: "test".into(),
+            lease: Duration::from_secs(2),
+            heartbeat_every: Duration::from_millis(50),
+            rescue_every: Duration::from_millis(200),
+            ..SchedulerOptions::default()
+        },
+        store.clone(),
+        Arc::new(executor.clone()),
+    )
+    .await
+    .unwrap();
+    Harness {
+        store,
+        sdk,
+        executor,
+        scheduler,
+        function,
+    }
+}
+
+impl Harness {
+    /// Publishes a `demo/go` event with one run of the function; returns the run id.
+    async fn start_run(&self) -> RunId {
+        let now = Millis::now();
+        let id = RunId::new();
+        let event = Event {
+            id: EventId::new(),
+            external_id: None,
+            name: "demo/go".into(),
+            data: json!({"n": 1.5, "z": "last", "a": [1, 2]}),
+            user: json!({}),
+            version: None,
+            ts: now,
+            received_at: now,
+        };
+        self.store
+            .publish(
+                vec![Publish {
+                    runs: vec![NewRun {
+                        id,
+                        function_id: self.function,
+                        event_ids: vec![event.id],
+                        correlation_id: None,
+                        rerun_of: None,
+                        created_at: now,
+                        first: NewQueueItem::call(id, self.function, None, now),
+                        waits: vec![],
+                    }],
+                    event,
+                    resumes: vec![],
+                    cancels: vec![],
+                }],
+                now,
+            )
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn wait_end(&self, run: RunId, within: Duration) -> sluice_store::Run {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self.store.get_run(run).await.unwrap();
+            if r.status.is_terminal() {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "run did not end: {r:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn internal_events(&self, name: &str) -> Vec<Event> {
+        self.store
+            .list_events(EventFilter {
+                names: vec![name.into()],
+                include_internal: true,
+                limit: 50,
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap()
+            .items
+    }
+}
+
+fn hash(id: &str) -> String {
+    sluice_protocol::step_id_hash(id, 0)
+}
+
+fn has_step(body: &Value, id: &str) -> bool {
+    body["steps"].get(hash(id)).is_some()
+}
+
+fn step_op(op: &str, id: &str, data: Value) -> Value {
+    json!({"op": op, "id": hash(id), "name": id, "displayName": id, "opts": {},
+        "userland": {"id": id}, "data": data})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_chain_runs_to_output_with_a_signed_canonical_body() {
+    let script: Script = Arc::new(|body| {
+        if !has_step(body, "a") {
+            ops(json!([step_op("StepRun", "a", json!({"a": 1}))]))
+        } else if !has_step(body, "b") {
+            ops(json!([step_op("StepRun", "b", json!("B"))]))
+        } else {
+            done(json!({"ok": true}))
+        }
+    });
+    let h = harness(script, 3, true).await;
+    let run = h.start_run().await;
+    let ended = h.wait_end(run, Duration::from_secs(10)).await;
+    assert_eq!(ended.status, RunStatus::Completed);
+    assert_eq!(ended.output, Some(json!({"ok": true})));
+    assert_eq!(ended.request_version, Some(2));
+
+    let calls = h.sdk.calls();
+    assert_eq!(calls.len(), 3, "one call per step, then the final one");
+    let versions: Vec<i64> = calls
+        .iter()
+        .map(|c| c.body["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, vec![-1, 2, 2]);
+    for c in &calls {
+        assert_eq!(
+            c.raw.to_vec(),
+            sluice_protocol::to_canonical_vec(&c.body),
+            "canonical bytes"
+        );
+        let ctx = &c.body["ctx"];
+        for field in [
+            "attempt",
+            "disable_immediate_execution",
+            "env",
+            "fn_id",
+            "max_attempts",
+            "qi_id",
+            "run_id",
+            "stack",
+            "step_id",
+            "use_api",
+        ] {
+            assert!(ctx.get(field).is_some(), "ctx.{field} missing");
+        }
+        assert_eq!(c.body["use_api"], json!(false));
+        assert_eq!(ctx["max_attempts"], json!(4));
+        assert_eq!(ctx["run_id"], json!(run.to_string()));
+        assert_eq!(ctx["step_id"], json!("step"));
+        assert_eq!(c.body["event"], c.body["events"][0]);
+        assert_eq!(c.body["event"]["data"]["n"], json!(1.5));
+        let sig = c.headers["x-inngest-signature"].to_str().unwrap();
+        let keys = [SigningKey::new(KEY).unwrap()];
+        signing::verify(
+            sig,
+            &c.raw,
+            &keys,
+            chrono::Utc::now().timestamp(),
+            Some(300),
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        calls[2].body["ctx"]["stack"]["stack"],
+        json!([hash("a"), hash("b")])
+    );
+    assert_eq!(calls[2].body["steps"][hash("a")], json!({"data": {"a": 1}}));
+    let finished = h.internal_events("inngest/function.finished").await;
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0].data["result"], json!({"ok": true}));
+    assert_eq!(finished[0].data["function_id"], json!("app-fn"));
+    assert_eq!(finished[0].data["_inngest"]["status"], json!("completed"));
+    h.scheduler.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleeps_wake_on_time() {
+    let script: Script = Arc::new(|body| {
+        if !has_step(body, "nap") {
+            ops(json!([{"op": "Sleep", "id": hash("nap"), "name": "300ms", "opts": {}}]))
+        } else if !has_step(body, "until") {
+            // Python sends an absolute date.
+            let at = Millis::now().plus_ms(300).to_rfc3339();
+            ops(json!([{"op": "Sleep", "id": hash("until"), "name": at, "opts": null}]))
+        } else {
+            done(json!(null))
+        }
+    });
+    let h = harness(script, 0, false).await;
+    let run = h.start_run().await;
+    let ended = h.wait_end(run, Duration::from_secs(10)).await;
+    assert_eq!(ended.status, RunStatus::Completed);
+    let calls = h.sdk.calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[2].body["steps"][hash("nap")], Value::Null);
+    assert!(calls[2].body["steps"].get(hash("until")).is_some());
+    for pair in calls.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap >= Duration::from_millis(290), "woke early: {gap:?}");
+        assert!(gap < Duration::from_millis(400), "woke late: {gap:?}");
+    }
+    h.scheduler.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_steps_run_then_discovery_resumes_once() {
+    let script: Script = Arc::new(|body| {
+        let step = body["ctx"]["step_id"].as_str().unwrap_or("");
+        if step == hash("p1") {
+            return ops(json!([step_op("StepRun", "p1", json!(1))]));
+        }
+        if step == hash("p2") {
+            let mut a = ops(json!([step_op("StepRun", "p2", json!(2))]));
+            a.delay = Duration::from_millis(50);
+            return a;
+        }
+        match (has_step(body, "p1"), has_step(body, "p2")) {
+            (true, true) => done(json!(
+                body["steps"][hash("p1")]["data"].as_i64().unwrap() + 2
+            )),
+            _ => ops(json!([
+                step_op("StepPlanned", "p1", Value::Null),
+                step_op("StepPlanned", "p2", Value::Null)
+            ])),
+        }
+    });
+    let h = harness(script, 0, false).await;
+    let run = h.start_run().await;
+    let ended = h.wait_end(run, Duration::from_secs(10)).await;
+    assert_eq!(ended.output, Some(json!(3)));
+    assert!(ended.disable_immediate_execution);
+    let calls = h.sdk.calls();
+    let steps: Vec<&str> = calls
+        .iter()
+        .map(|c| c.body["ctx"]["step_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps.iter().filter(|s| **s == "step").count(),
+        2,
+        "{steps:?}"
+    );
+    assert_eq!(calls.len(), 4, "{steps:?}");
+    let last = calls.last().unwrap();
+    assert_eq!(last.body["ctx"]["disable_immediate_execution"], json!(true));
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.body["ctx"]["step_id"] == json!(hash("p2")))
+    );
+    h.scheduler.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_error_is_retried_and_step_failed_is_stored() {
+    let script: Script = Arc::new(|body| {
+        let attempt = body["ctx"]["attempt"].as_u64().unwrap();
+        if !has_step(body, "flaky") {
+            if attempt < 2 {
+                let mut op = step_op("StepError", "flaky", Value::Null);
+                op["error"] = json!({"name": "Error", "message": "boom"});
+                return ops(json!([op]));
+            }
+            return ops(json!([step_op("StepRun", "flaky", json!("ok"))]));
+        }
+        if !has_step(body, "fatal") {
+            let mut op = step_op("StepFailed", "fatal", Value::Null);
+            op["error"] = json!({"name": "NonRetriableError", "message": "no"});
+            return ops(json!([op]));
+        }
+        // User code catches the memoized error and returns it.
+        done(json!({"caught": body["steps"][hash("fatal")]["error"]["message"]}))
+    });
+    let h = harness(script, 3, false).await;
+    let run = h.start_run().await;
+    let ended = h.wait_end(run, Duration::from_secs(10)).await;
+    assert_eq!(ended.status, RunStatus::Completed);
+    assert_eq!(ended.output, Some(json!({"caught": "no"})));
+    let attempts: Vec<u64> = h
+        .sdk
+        .calls()
+        .iter()
+        .map(|c| c.body["ctx"]["attempt"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![0, 1, 2, 0, 0],
+        "attempt resets after a saved step"
+    );
+    let steps = h.store.list_steps(run).await.unwrap();
+    let flaky = steps.iter().find(|s| s.step_id == hash("flaky")).unwrap();
+    assert_eq!(flaky.attempts, 3);
+    let fatal = steps.iter().find(|s| s.step_id == hash("fatal")).unwrap();
+    assert_eq!(
+        fatal.result.as_ref().unwrap()["error"]["name"],
+        json!("NonRetriableError")
+    );
+    h.scheduler.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_errors_retry_fail_and_emit_function_failed() {
+    // Exhausted retries: 3 attempts, then failed with function.failed emitted.
+    let h = harness(
+        Arc::new(|_| Answer {
+            status: 500,
+            headers: vec![("x-inngest-no-retry", "false".into())],
+            body: json!({"name": "Error", "message": "kaput", "stack": "s"}),
+            delay: Duration::ZERO,
+        }),
+        2,
+        false,
+    )
+    .await;
+    let run = h.start_run().await;
+    let ended = h.wait_end(run, Duration::from_secs(10)).await;
+    assert_eq!(ended.status, RunStatus::Failed);
+    assert_eq!(ended.error.as_ref().unwrap()["message"], json!("kaput"));
+    assert_eq!(h.sdk.calls().len(), 3);
+    let failed = h.internal_events("inngest/function.failed").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].external_id, Some(run.to_string()));
+    assert_eq!(failed[0].data["error"]["message"], json!("kaput"));
+    assert_eq!(failed[0].data["run_id"], json!(run.to_string()));
+    assert_eq!(
+        h.internal_events("inngest/function.finished").await.len(),
+        1
+    );
+    h.scheduler.shutdown().await;
+
+    // The no-retry header fails at once.
+    let h = harness(
+        Arc::new(|_| Answer {
+            status: 400,
+            headers: vec![("x-inngest-no-retry", "true".into())],
+            body: json!({"name": "NonRetriableError", "message": "nope"}),
+            delay: Duration::ZERO,
+        }),
+        4,
+        false,
+    )
+    .await;
+    let run = h.start_run().await;
+    assert_eq!(
+        h.wait_end(run, Duration::from_secs(10)).await.status,
+        RunStatus::Failed
+    );
+    assert_eq!(h.sdk.calls().len(), 1);
+    h.scheduler.shutdown().await;
+
+    // Retry-After is honoured (clamped to at least 1 s).
+    let h = harness(
+        Arc::new(|body| {
+            if body["ctx"]["attempt"] == json!(0) {
+                Answer {
+                    status: 500,
+                    headers: vec![("retry-after", "1".into())],
+                    body: json!({"message": "later"}),
+                    delay: Duration::ZERO,
+                }
+            } else {
+                done(json!("ok"))
+            }
+        }),
+        4,
+        false,
+    )
+    .await;
+    let run = h.start_run().await;
+    assert_eq!(
+        h.wait_end(run, Duration::from_secs(10)).await.status,
+        RunStatus::Completed
+    );
+    let calls = h.sdk.calls();
+    let gap = calls[1].at - calls[0].at;
+    assert!(
+        gap >= Duration::from_millis(990) && gap < Duration::from_millis(1_300),
+        "{gap:?}"
+    );
+    h.scheduler.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_run_makes_no_further_calls() {
+    let script: Script = Arc::new(|body| {
+        if !has_step(body, "a") {
+            ops(json!([step_op("StepRun", "a", json!(1))]))
+        } else {
+            let mut a = ops(json!([step_op("StepRun", "b", json!(2))]));
+            a.delay = Duration::from_millis(400);
+            a
+        }
+    });
+    let h = harness(script, 0, false).await;
+    let run = h.start_run().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.sdk.calls().len() < 2 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(h.executor.cancel(run).await.unwrap());
+    assert!(!h.executor.cancel(run).await.unwrap(), "already ended");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let r = h.store.get_run(run).await.unwrap();
+    assert_eq!(r.status, RunStatus::Cancelled);
+    assert_eq!(h.sdk.calls().len(), 2, "no call after the cancel");
+    let steps = h.store.list_steps(run).await.unwrap();
+    assert!(
+        steps.iter().all(|s| s.step_id != hash("b")),
+        "in-flight result dropped"
+    );
+    assert_eq!(
+        h.internal_events("inngest/function.cancelled").await.len(),
+        1
+    );
+    h.scheduler.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_lease_holder_is_refused() {
+    let script: Script = Arc::new(|_| {
+        let mut a = done(json!("late"));
+        a.delay = Duration::from_millis(300);
+        a
+    });
+    let h = harness(script, 0, false).await;
+    h.scheduler.shutdown().await; // drive the queue by hand
+    let run = h.start_run().await;
+    let claim = |lease_ms| Claim {
+        owner: "a".into(),
+        limit: 1,
+        lease_ms,
+        now: Millis::now(),
+    };
+    let item = h.store.claim(claim(50)).await.unwrap().pop().unwrap();
+    let first = tokio::spawn({
+        let executor = h.executor.clone();
+        async move { executor.dispatch(item).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.store.rescue_expired(Millis::now()).await.unwrap(), 1);
+    let again = h.store.claim(claim(10_000)).await.unwrap().pop().unwrap();
+    assert_eq!(again.attempt, 1);
+    let stale = first.await.unwrap();
+    let results = h.store.commit(vec![stale], Millis::now()).await.unwrap();
+    assert_eq!(results, vec![CommitResult::LeaseLost]);
+    assert_eq!(
+        h.store.get_run(run).await.unwrap().status,
+        RunStatus::Queued
+    );
+}
