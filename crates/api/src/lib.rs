@@ -7,16 +7,20 @@
 //! - [`ingest`]: `POST /e/{key}` and `POST /v1/events`: bounded, validated events.
 //! - [`register`]: `POST /fn/register`, the SDK's sync.
 //! - [`apps`]: apps and functions: list/get, add and re-sync apps, invoke a function.
+//! - [`runs`]: run actions (cancel, rerun).
+//! - [`checkpoint`]: SDK endpoints during a run (checkpoint, `use_api` reads).
 //! - [`history`]: events (with the runs each triggered), runs and their steps.
 //! - `openapi.json`: the REST API's description, served at `/v1/openapi.json`.
 
 pub mod apps;
+pub mod checkpoint;
 pub mod dashboard;
 pub mod error;
 pub mod history;
 pub mod ingest;
 mod payload;
 pub mod register;
+pub mod runs;
 pub mod stream;
 
 use std::sync::Arc;
@@ -107,6 +111,9 @@ pub struct AppState {
     /// Syncs app URLs (`POST /v1/apps`, `POST /v1/apps/{id}/sync`); `None` answers
     /// those with 503.
     pub syncer: Option<AppSyncer>,
+    /// Runs calls, run actions and the SDK checkpoint endpoints; `None` answers those
+    /// with 503.
+    pub executor: Option<sluice_executor::Executor>,
 }
 
 impl AppState {
@@ -117,7 +124,14 @@ impl AppState {
             broker,
             options: Arc::new(options),
             syncer: None,
+            executor: None,
         }
+    }
+
+    /// With the node's executor (run actions, SDK checkpoint endpoints).
+    pub fn with_executor(mut self, executor: sluice_executor::Executor) -> Self {
+        self.executor = Some(executor);
+        self
     }
 
     /// With an app syncer.
@@ -141,8 +155,8 @@ pub fn router(state: AppState) -> Router {
         .merge(register::routes())
         .merge(apps::routes())
         .merge(history::routes())
-        // Run actions and the SDK checkpoint endpoints are merged here:
-        // .merge(runs::routes()).merge(checkpoint::routes())
+        .merge(runs::routes())
+        .merge(checkpoint::routes())
         .with_state(state)
         .merge(dashboard::routes(dashboard))
         .layer(axum::middleware::from_fn_with_state(
