@@ -31,3 +31,15 @@ impl FanOut for StoreOnly {
             .collect())
     }
 }
+
+/// The broker computes the fan-out: runs the events trigger (including the target of
+/// an `inngest/function.invoked`), waits they resume (an invoke's
+/// `inngest/function.finished`), runs they cancel.
+#[async_trait::async_trait]
+impl FanOut for sluice_broker::Broker {
+    async fn fan_out(&self, events: Vec<Event>, now: Millis) -> Result<Vec<Publish>, String> {
+        sluice_broker::Broker::fan_out(self, events, now)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sluice_core::{EventId, FunctionId, Millis, RetryPolicy, RunId, RunStatus};
-use sluice_executor::{Executor, ExecutorOptions, Mode, StoreOnly};
+use sluice_executor::{CheckpointRequest, Executor, ExecutorOptions, Mode, StoreOnly};
 use sluice_protocol::SigningKey;
 use sluice_protocol::signing;
 use sluice_scheduler::{Dispatch, Scheduler, SchedulerHandle, SchedulerOptions};
@@ -15,7 +15,7 @@ use sluice_store::{
     Publish, Trigger,
 };
 use sluice_store_sqlite::SqliteStore;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const KEY: &str = "signkey-test-12345678abcdef";
@@ -145,6 +145,15 @@ fn fast_retry() -> RetryPolicy {
 }
 
 async fn harness(script: Script, retries: u32, signed: bool) -> Harness {
+    harness_with(script, retries, signed, |_| {}).await
+}
+
+async fn harness_with(
+    script: Script,
+    retries: u32,
+    signed: bool,
+    tweak: fn(&mut ExecutorOptions),
+) -> Harness {
     let key = signed.then(|| SigningKey::new(KEY).unwrap());
     let sdk = Sdk::start(script, key.clone()).await;
     let store: DynStore = Arc::new(SqliteStore::temporary().await.unwrap());
@@ -172,18 +181,15 @@ async fn harness(script: Script, retries: u32, signed: bool) -> Harness {
         .await
         .unwrap();
     let function = synced.functions[0].id;
-    let executor = Executor::new(
-        ExecutorOptions {
-            mode: if signed { Mode::Start } else { Mode::Dev },
-            signing_key: key,
-            retry: fast_retry(),
-            request_timeout: Duration::from_secs(5),
-            ..ExecutorOptions::default()
-        },
-        store.clone(),
-        Arc::new(StoreOnly),
-    )
-    .unwrap();
+    let mut options = ExecutorOptions {
+        mode: if signed { Mode::Start } else { Mode::Dev },
+        signing_key: key,
+        retry: fast_retry(),
+        request_timeout: Duration::from_secs(5),
+        ..ExecutorOptions::default()
+    };
+    tweak(&mut options);
+    let executor = Executor::new(options, store.clone(), Arc::new(StoreOnly)).unwrap();
     let scheduler = Scheduler::start(
         SchedulerOptions {
             node_id: "test".into(),
@@ -634,4 +640,178 @@ async fn a_stale_lease_holder_is_refused() {
         h.store.get_run(run).await.unwrap().status,
         RunStatus::Queued
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpointed_steps_are_saved_with_the_reply() {
+    let exec: Arc<OnceLock<Executor>> = Arc::new(OnceLock::new());
+    let seen = exec.clone();
+    let script: Script = Arc::new(move |body| {
+        let ctx = &body["ctx"];
+        if !has_step(body, "nap") {
+            let run: RunId = ctx["run_id"].as_str().unwrap().parse().unwrap();
+            let exec = seen.get().unwrap();
+            let checkpoint = |qi_id: &str| -> CheckpointRequest {
+                serde_json::from_value(json!({"run_id": run.to_string(), "qi_id": qi_id,
+                    "steps": [step_op("StepRun", "a", json!(1)), step_op("StepRun", "b", json!(2))]}))
+                .unwrap()
+            };
+            let stale = checkpoint("999999:00000000-0000-0000-0000-000000000000");
+            assert!(matches!(
+                exec.checkpoint(run, stale),
+                Err(sluice_executor::Error::Stale)
+            ));
+            let saved = exec.checkpoint(run, checkpoint(ctx["qi_id"].as_str().unwrap()));
+            assert_eq!(saved.unwrap(), 2);
+            return ops(json!([{"op": "Sleep", "id": hash("nap"), "name": "50ms", "opts": {}}]));
+        }
+        let sum = body["steps"][hash("a")]["data"].as_i64().unwrap()
+            + body["steps"][hash("b")]["data"].as_i64().unwrap();
+        ops(
+            json!([{"op": "RunComplete", "id": sluice_protocol::hash::run_complete_id(),
+            "data": {"sum": sum}}]),
+        )
+    });
+    let h = harness(script, 0, false).await;
+    exec.set(h.executor.clone()).unwrap();
+    let run = h.start_run().await;
+    let ended = h.wait_end(run, Duration::from_secs(10)).await;
+    assert_eq!(ended.output, Some(json!({"sum": 3})));
+    let calls = h.sdk.calls();
+    assert_eq!(calls.len(), 2);
+    assert!(
+        calls[0].body["ctx"]["fn_id"].is_string(),
+        "fn_id switches v4 checkpointing on"
+    );
+    assert_eq!(
+        calls[1].body["ctx"]["stack"]["stack"],
+        json!([hash("a"), hash("b"), hash("nap")])
+    );
+    h.scheduler.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_state_is_fetched_through_the_api() {
+    let script: Script = Arc::new(|body| match body["ctx"]["stack"]["current"].as_u64() {
+        Some(0) => ops(json!([step_op("StepRun", "a", json!("x".repeat(300)))])),
+        _ => done(json!(body["use_api"])),
+    });
+    let h = harness_with(script, 0, false, |o| o.limits.use_api_above = 600).await;
+    let run = h.start_run().await;
+    let ended = h.wait_end(run, Duration::from_secs(10)).await;
+    assert_eq!(ended.output, Some(json!(true)));
+    let calls = h.sdk.calls();
+    assert_eq!(calls[0].body["ctx"]["use_api"], json!(false));
+    let last = &calls[1].body;
+    assert_eq!(
+        (last["ctx"]["use_api"].clone(), last["use_api"].clone()),
+        (json!(true), json!(true))
+    );
+    assert_eq!(last["steps"], json!({}));
+    assert_eq!(last["events"], json!([]));
+    let actions = h.executor.run_actions(run).await.unwrap();
+    assert_eq!(actions[&hash("a")], json!({"data": "x".repeat(300)}));
+    let events = h.executor.run_events(run).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["name"], json!("demo/go"));
+    h.scheduler.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_limits_fail_the_run_with_a_clear_error() {
+    // Too many steps: every call saves one more.
+    let script: Script = Arc::new(|body| {
+        let n = body["ctx"]["stack"]["current"].as_u64().unwrap();
+        ops(json!([step_op("StepRun", &format!("s{n}"), json!(n))]))
+    });
+    let h = harness_with(script, 0, false, |o| o.limits.max_steps = 3).await;
+    let run = h.start_run().await;
+    let ended = h.wait_end(run, Duration::from_secs(10)).await;
+    assert_eq!(ended.status, RunStatus::Failed);
+    let message = ended.error.unwrap()["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("4 steps, more than the limit of 3"),
+        "{message}"
+    );
+    assert_eq!(h.sdk.calls().len(), 4);
+    assert_eq!(h.internal_events("inngest/function.failed").await.len(), 1);
+    h.scheduler.shutdown().await;
+
+    // A step output over the limit.
+    let script: Script =
+        Arc::new(|_| ops(json!([step_op("StepRun", "big", json!("y".repeat(200)))])));
+    let h = harness_with(script, 0, false, |o| o.limits.max_step_output = 100).await;
+    let run = h.start_run().await;
+    let ended = h.wait_end(run, Duration::from_secs(10)).await;
+    assert_eq!(ended.status, RunStatus::Failed);
+    let message = ended.error.unwrap()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("more than the limit of 100"), "{message}");
+    assert!(
+        h.store.list_steps(run).await.unwrap().is_empty(),
+        "the big output is not stored"
+    );
+    h.scheduler.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_and_invoke_timeouts_resume_the_run() {
+    let script: Script = Arc::new(|body| {
+        if !has_step(body, "w") {
+            return ops(
+                json!([{"op": "WaitForEvent", "id": hash("w"), "name": "demo/reply",
+                "displayName": "w", "opts": {"timeout": "200ms", "if": "async.data.id == event.data.id"}}]),
+            );
+        }
+        if !has_step(body, "inv") {
+            return ops(
+                json!([{"op": "InvokeFunction", "id": hash("inv"), "displayName": "inv",
+                "opts": {"function_id": "app-child", "payload": {"data": {"x": 1}}, "timeout": "200ms"}}]),
+            );
+        }
+        done(json!({"w": body["steps"][hash("w")], "inv": body["steps"][hash("inv")]}))
+    });
+    let h = harness(script, 0, false).await;
+    let run = h.start_run().await;
+    // While waiting, the wait is stored with its expression and trigger event.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let waits = loop {
+        let waits = h.store.run_waits(run).await.unwrap();
+        if !waits.is_empty() {
+            break waits;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(waits[0].event_name, "demo/reply");
+    assert_eq!(
+        waits[0].expression.as_deref(),
+        Some("async.data.id == event.data.id")
+    );
+    assert_eq!(waits[0].trigger_event["name"], json!("demo/go"));
+
+    let ended = h.wait_end(run, Duration::from_secs(10)).await;
+    let output = ended.output.unwrap();
+    assert_eq!(
+        output["w"],
+        Value::Null,
+        "a timed-out wait resumes with null"
+    );
+    assert_eq!(
+        output["inv"]["error"]["name"],
+        json!("InngestInvokeTimeoutError")
+    );
+    let invoked = h.internal_events("inngest/function.invoked").await;
+    assert_eq!(invoked.len(), 1);
+    assert_eq!(invoked[0].data["x"], json!(1));
+    assert_eq!(invoked[0].data["_inngest"]["fn_id"], json!("app-child"));
+    assert_eq!(
+        invoked[0].data["_inngest"]["correlation_id"],
+        json!(format!("{run}.{}", hash("inv")))
+    );
+    assert!(h.store.run_waits(run).await.unwrap().is_empty());
+    let calls = h.sdk.calls();
+    for pair in calls.windows(2) {
+        assert!(pair[1].at - pair[0].at >= Duration::from_millis(190));
+    }
+    h.scheduler.shutdown().await;
 }
