@@ -98,8 +98,8 @@ impl Scheduler {
         store.subscribe(Arc::new(move |at| signal.at(at))).await?;
         let tasks = vec![
             tokio::spawn(claim_loop(inner.clone())),
-            tokio::spawn(heartbeat_loop(inner.clone())),
             tokio::spawn(rescue_loop(inner.clone())),
+            tokio::spawn(heartbeat_loop(inner.clone())),
         ];
         *inner.tasks.lock().expect("not poisoned") = tasks;
         tracing::info!(node = %inner.opts.node_id, "scheduler started");
@@ -140,7 +140,10 @@ impl SchedulerHandle {
             }
             return;
         }
-        let tasks = std::mem::take(&mut *inner.tasks.lock().expect("not poisoned"));
+        // The claim loop and the rescuer end at once; the heartbeat (last) keeps the
+        // leases of in-flight calls alive through the grace period.
+        let mut tasks = std::mem::take(&mut *inner.tasks.lock().expect("not poisoned"));
+        let heartbeat = tasks.pop();
         for task in tasks {
             let _ = task.await;
         }
@@ -176,6 +179,9 @@ impl SchedulerHandle {
                     tracing::warn!(error = %e, "could not release an item; its lease will expire");
                 }
             }
+        }
+        if let Some(h) = heartbeat {
+            h.abort();
         }
         // Every flight has awaited its commit (or been released above), so nothing
         // is pending in the committer.
@@ -381,19 +387,12 @@ impl Drop for FlightGuard {
 }
 
 async fn heartbeat_loop(inner: Arc<Inner>) {
-    let mut stop = inner.stop.subscribe();
+    // Runs until shutdown aborts it, after the grace period.
     let mut tick = tokio::time::interval(inner.opts.heartbeat_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stopped(&mut stop) => {
-                // Keep heartbeating in-flight calls during the shutdown grace.
-                if inner.in_flight.load(Ordering::Relaxed) == 0 { return; }
-                tick.tick().await;
-            }
-        }
+        tick.tick().await;
         let leases: Vec<LeaseRef> = inner
             .leases
             .lock()
@@ -402,9 +401,6 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
             .map(|f| f.lease)
             .collect();
         if leases.is_empty() {
-            if *inner.stop.borrow() {
-                return;
-            }
             continue;
         }
         let until = Millis::now().plus(inner.opts.lease);
