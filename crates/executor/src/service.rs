@@ -1,7 +1,6 @@
 //! [`Executor`]: the [`Dispatch`] that calls SDKs, and the run actions and SDK
 //! endpoints the API exposes.
 
-use rand::SeedableRng;
 use serde_json::{Map, Value};
 use sluice_core::{FunctionId, Millis, RunId};
 use sluice_protocol::FunctionConfig;
@@ -280,7 +279,7 @@ impl Executor {
             tracing::info!(error = %e, "call failed");
         }
         let attempt = self.attempt(&state, &item, lease, &target, result, checkpointed);
-        let plan = outcome::plan(attempt, &mut rand::rngs::StdRng::from_entropy());
+        let plan = outcome::plan(attempt, &mut rand::thread_rng());
         if let Some(Ending::Failed(_)) = &plan.ending {
             tracing::info!("run failed");
         }
@@ -337,20 +336,23 @@ impl Dispatch for Executor {
                 Disposition::Done,
             );
         };
-        let Some(run_id) = item.run_id else {
-            tracing::warn!(kind = item.kind.as_str(), "item without a run; dropped");
-            return Commit::new(lease, Disposition::Done);
-        };
         if !matches!(
             item.kind,
             QueueKind::Call | QueueKind::Wake | QueueKind::WaitTimeout
         ) {
-            tracing::warn!(
+            // Not ours (cron, debounce, batch): never drop it; route it with
+            // `sluice_scheduler::Routes`.
+            tracing::error!(
                 kind = item.kind.as_str(),
-                "the executor does not handle this kind; dropped"
+                "the executor does not handle this kind; released for 30s"
             );
-            return Commit::new(lease, Disposition::Done);
+            let at = Millis::now().plus_ms(30_000);
+            return Commit::new(lease, Disposition::Release { at });
         }
+        let Some(run_id) = item.run_id else {
+            tracing::warn!(kind = item.kind.as_str(), "item without a run; dropped");
+            return Commit::new(lease, Disposition::Done);
+        };
         let state = match self.inner.store.run_state(run_id).await {
             Ok(state) => state,
             Err(sluice_store::Error::NotFound(_)) => return Commit::new(lease, Disposition::Done),

@@ -24,3 +24,51 @@ pub trait Dispatch: Send + Sync + std::fmt::Debug + 'static {
         let _ = (item, result);
     }
 }
+
+/// Routes items by [`QueueKind`](sluice_store::QueueKind): the executor takes calls,
+/// sleeps and timeouts; cron ticks, debounce and batch flushes may go elsewhere.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    default: std::sync::Arc<dyn Dispatch>,
+    by_kind: Vec<(sluice_store::QueueKind, std::sync::Arc<dyn Dispatch>)>,
+}
+
+impl Routes {
+    /// Every kind goes to `default` unless routed.
+    pub fn new(default: std::sync::Arc<dyn Dispatch>) -> Self {
+        Self {
+            default,
+            by_kind: Vec::new(),
+        }
+    }
+
+    /// Items of `kind` go to `handler`.
+    pub fn route(
+        mut self,
+        kind: sluice_store::QueueKind,
+        handler: std::sync::Arc<dyn Dispatch>,
+    ) -> Self {
+        self.by_kind.retain(|(k, _)| *k != kind);
+        self.by_kind.push((kind, handler));
+        self
+    }
+
+    fn handler(&self, kind: sluice_store::QueueKind) -> &std::sync::Arc<dyn Dispatch> {
+        self.by_kind
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, h)| h)
+            .unwrap_or(&self.default)
+    }
+}
+
+#[async_trait::async_trait]
+impl Dispatch for Routes {
+    async fn dispatch(&self, item: QueueItem) -> Commit {
+        self.handler(item.kind).dispatch(item).await
+    }
+
+    fn committed(&self, item: &QueueItem, result: CommitResult) {
+        self.handler(item.kind).committed(item, result);
+    }
+}

@@ -10,7 +10,7 @@
 //!
 //! # Layout
 //! - [`options`]: [`SchedulerOptions`] (human durations in config).
-//! - [`dispatch`]: the [`Dispatch`] trait the executor implements.
+//! - [`dispatch`]: the [`Dispatch`] trait the executor implements; [`Routes`] by kind.
 //! - [`service`]: [`Scheduler::start`], [`SchedulerHandle`]; the claim, heartbeat and
 //!   rescuer loops.
 //! - `committer`: group commit of completions.
@@ -25,7 +25,7 @@ pub mod service;
 mod committer;
 mod wake;
 
-pub use dispatch::Dispatch;
+pub use dispatch::{Dispatch, Routes};
 pub use error::{Error, Result};
 pub use options::SchedulerOptions;
 pub use service::{RESCUER_LEASE, Scheduler, SchedulerHandle};
