@@ -571,3 +571,72 @@ impl<'a> Builder<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, body: &str, no_retry: Option<bool>) -> Result<Reply, String> {
+        Ok(Reply {
+            status,
+            body: body.as_bytes().to_vec(),
+            no_retry,
+            ..Reply::default()
+        })
+    }
+
+    /// Step outcomes come from the opcode, whatever the headers say.
+    #[test]
+    fn classifies_replies_by_opcode_not_headers() {
+        let step_failed =
+            r#"[{"op":"StepFailed","id":"b","error":{"name":"Error","message":"x"}}]"#;
+        let step_error = r#"[{"op":"StepError","id":"b","error":{"name":"Error","message":"x"}}]"#;
+        let cases: Vec<(Result<Reply, String>, &str)> = vec![
+            (reply(200, "null", None), "Responded"),
+            (
+                reply(206, r#"[{"op":"StepRun","id":"a","data":1}]"#, None),
+                "Responded",
+            ),
+            (reply(206, "[]", None), "Responded"),
+            // v4 sends no-retry true on StepFailed, v3 false: both are StepFailed.
+            (reply(206, step_failed, Some(true)), "StepFailed"),
+            (reply(206, step_failed, Some(false)), "StepFailed"),
+            (reply(206, step_error, Some(true)), "StepError"),
+            // Several ops are applied one by one, never retried as a whole.
+            (
+                reply(
+                    206,
+                    &format!(
+                        "[{},{}]",
+                        &step_error[1..step_error.len() - 1],
+                        r#"{"op":"StepPlanned","id":"c"}"#
+                    ),
+                    None,
+                ),
+                "Responded",
+            ),
+            (reply(206, "not json", None), "Http"),
+            (reply(500, r#"{"message":"boom"}"#, Some(false)), "Http"),
+            (Err("reset".into()), "Transport"),
+        ];
+        for (result, want) in cases {
+            let (got, _) = classify(&result);
+            let name = format!("{got:?}");
+            assert!(name.starts_with(want), "{result:?}: {name}");
+        }
+        let (got, _) = classify(&reply(
+            400,
+            r#"{"name":"Error","message":"nope"}"#,
+            Some(true),
+        ));
+        assert_eq!(
+            got,
+            AttemptResult::Http {
+                status: 400,
+                no_retry: Some(true),
+                retry_after: None,
+                error: "nope".into()
+            }
+        );
+    }
+}

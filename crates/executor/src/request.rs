@@ -170,3 +170,33 @@ pub fn step_url(url: &str, step_id: &str) -> String {
     }
     parsed.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_url_sets_step_id_and_keeps_the_rest() {
+        let cases = [
+            (
+                "http://localhost:3000/api/inngest?fnId=app-fn&stepId=step",
+                "abc",
+                "http://localhost:3000/api/inngest?fnId=app-fn&stepId=abc",
+            ),
+            (
+                "http://h/api/inngest?deployId=d1&fnId=app-fn&stepId=step",
+                "step",
+                "http://h/api/inngest?deployId=d1&fnId=app-fn&stepId=step",
+            ),
+            (
+                "http://h/api/inngest?fnId=a%20b",
+                "x",
+                "http://h/api/inngest?fnId=a+b&stepId=x",
+            ),
+            ("not a url", "x", "not a url"),
+        ];
+        for (url, step, want) in cases {
+            assert_eq!(step_url(url, step), want, "{url}");
+        }
+    }
+}
