@@ -138,6 +138,7 @@ async fn suite(sdk: Sdk, backend: Backend) {
         ("cancel by API", Box::pin(cancel_by_api(&c))),
         ("rerun", Box::pin(rerun(&c))),
         ("hideable visible", Box::pin(hideable_visible(&c))),
+        ("REST filters, OpenAPI", Box::pin(rest_filters(&c))),
     ];
     report.add(run_all(Duration::from_secs(90), scenarios).await);
 
@@ -786,6 +787,45 @@ async fn rerun(c: &Ctx<'_>) -> anyhow::Result<()> {
     if let Some(of) = again.get("rerun_of").filter(|v| !v.is_null()) {
         ensure!(of == &json!(old), "rerun_of is {of}, expected {old}");
     }
+    Ok(())
+}
+
+/// `GET /v1/runs` filtered by function and status; the OpenAPI document lists it.
+async fn rest_filters(c: &Ctx<'_>) -> anyhow::Result<()> {
+    let id = c
+        .send(json!({"name": "e2e/nonretriable", "data": {}}))
+        .await?;
+    let runs = c.runs(&id, &["non-retriable"]).await?;
+    let run_id = api::id(&runs["non-retriable"]);
+    let f = c.fn_id("non-retriable")?;
+    let failed = api::items(
+        c.api
+            .get(&format!("/v1/runs?function={f}&status=failed&limit=200"))
+            .await?,
+    );
+    ensure!(
+        failed.iter().any(|r| api::id(r) == run_id)
+            && failed
+                .iter()
+                .all(|r| api::status(r) == "failed" && r["function_id"] == f),
+        "?function=&status=failed answered {}",
+        Value::Array(failed)
+    );
+    let completed = api::items(
+        c.api
+            .get(&format!("/v1/runs?function={f}&status=completed"))
+            .await?,
+    );
+    ensure!(
+        completed.is_empty(),
+        "?status=completed lists runs of a function that always fails: {}",
+        Value::Array(completed)
+    );
+    let openapi = c.api.get("/v1/openapi.json").await?;
+    ensure!(
+        openapi["paths"].get("/v1/runs").is_some(),
+        "/v1/openapi.json does not describe /v1/runs"
+    );
     Ok(())
 }
 
