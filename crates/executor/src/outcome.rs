@@ -33,6 +33,8 @@ pub struct Attempt<'a> {
     pub result: Result<Reply, String>,
     /// Steps the SDK checkpointed during the call (TS v4), saved with this commit.
     pub checkpointed: Vec<StepRecord>,
+    /// Invoke targets (slugs) known not to be registered: those invokes fail at once.
+    pub missing_functions: Vec<String>,
     pub now: Millis,
 }
 
@@ -499,6 +501,23 @@ impl<'a> Builder<'a> {
 
     fn invoke(&mut self, op: &Op, inv: sluice_protocol::op::InvokeFunction) {
         let now = self.a.now;
+        if self.a.missing_functions.contains(&inv.function_id) {
+            let err = error_value(
+                "Error",
+                format!(
+                    "could not invoke function {:?}: it is not registered",
+                    inv.function_id
+                ),
+            );
+            self.step(
+                op,
+                StepStatus::Failed,
+                Some(step_error(err.clone())),
+                Some(err),
+            );
+            self.continue_after(&op.id);
+            return;
+        }
         let run_id = self.run_id();
         let correlation_id = format!("{run_id}.{}", op.id);
         let mut data = match inv.payload.data {

@@ -278,7 +278,12 @@ impl Executor {
         if let Err(e) = &result {
             tracing::info!(error = %e, "call failed");
         }
-        let attempt = self.attempt(&state, &item, lease, &target, result, checkpointed);
+        let missing = match &result {
+            Ok(reply) if reply.status == 206 => self.missing_invoke_targets(&reply.body).await,
+            _ => Vec::new(),
+        };
+        let mut attempt = self.attempt(&state, &item, lease, &target, result, checkpointed);
+        attempt.missing_functions = missing;
         let plan = outcome::plan(attempt, &mut rand::thread_rng());
         if let Some(Ending::Failed(_)) = &plan.ending {
             tracing::info!("run failed");
@@ -304,8 +309,34 @@ impl Executor {
             retry: &self.inner.opts.retry,
             result,
             checkpointed,
+            missing_functions: Vec::new(),
             now: Millis::now(),
         }
+    }
+
+    /// The functions a 206 invokes that are not registered (one read per invoke).
+    async fn missing_invoke_targets(&self, body: &[u8]) -> Vec<String> {
+        let Ok(ops) = sluice_protocol::op::parse_ops(body) else {
+            return Vec::new();
+        };
+        let mut missing = Vec::new();
+        for op in ops
+            .iter()
+            .filter(|o| o.op == sluice_protocol::Opcode::InvokeFunction)
+        {
+            let Ok(inv) = op.invoke_function(0) else {
+                continue;
+            };
+            if let Err(sluice_store::Error::NotFound(_)) = self
+                .inner
+                .store
+                .get_function_by_slug(&inv.function_id)
+                .await
+            {
+                missing.push(inv.function_id);
+            }
+        }
+        missing
     }
 
     /// Fans out the plan's events into its commit.

@@ -765,10 +765,19 @@ async fn wait_and_invoke_timeouts_resume_the_run() {
         if !has_step(body, "inv") {
             return ops(
                 json!([{"op": "InvokeFunction", "id": hash("inv"), "displayName": "inv",
-                "opts": {"function_id": "app-child", "payload": {"data": {"x": 1}}, "timeout": "200ms"}}]),
+                "opts": {"function_id": "app-fn", "payload": {"data": {"x": 1}}, "timeout": "200ms"}}]),
             );
         }
-        done(json!({"w": body["steps"][hash("w")], "inv": body["steps"][hash("inv")]}))
+        if !has_step(body, "gone") {
+            return ops(
+                json!([{"op": "InvokeFunction", "id": hash("gone"), "displayName": "gone",
+                "opts": {"function_id": "app-missing", "payload": {"data": {}}}}]),
+            );
+        }
+        done(
+            json!({"w": body["steps"][hash("w")], "inv": body["steps"][hash("inv")],
+            "gone": body["steps"][hash("gone")]}),
+        )
     });
     let h = harness(script, 0, false).await;
     let run = h.start_run().await;
@@ -803,14 +812,15 @@ async fn wait_and_invoke_timeouts_resume_the_run() {
     let invoked = h.internal_events("inngest/function.invoked").await;
     assert_eq!(invoked.len(), 1);
     assert_eq!(invoked[0].data["x"], json!(1));
-    assert_eq!(invoked[0].data["_inngest"]["fn_id"], json!("app-child"));
+    assert_eq!(invoked[0].data["_inngest"]["fn_id"], json!("app-fn"));
     assert_eq!(
         invoked[0].data["_inngest"]["correlation_id"],
         json!(format!("{run}.{}", hash("inv")))
     );
     assert!(h.store.run_waits(run).await.unwrap().is_empty());
     let calls = h.sdk.calls();
-    for pair in calls.windows(2) {
+    assert_eq!(calls.len(), 4);
+    for pair in calls[..3].windows(2) {
         assert!(pair[1].at - pair[0].at >= Duration::from_millis(190));
     }
     h.scheduler.shutdown().await;
