@@ -5,8 +5,9 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use sluice_broker::{Broker, BrokerOptions};
 use sluice_core::{EventId, FunctionId, Millis, RetryPolicy, RunId, RunStatus};
-use sluice_executor::{CheckpointRequest, Executor, ExecutorOptions, Mode, StoreOnly};
+use sluice_executor::{CheckpointRequest, Executor, ExecutorOptions, FanOut, Mode, StoreOnly};
 use sluice_protocol::SigningKey;
 use sluice_protocol::signing;
 use sluice_scheduler::{Dispatch, Scheduler, SchedulerHandle, SchedulerOptions};
@@ -154,33 +155,64 @@ async fn harness_with(
     signed: bool,
     tweak: fn(&mut ExecutorOptions),
 ) -> Harness {
+    full_harness(script, retries, signed, tweak, &[]).await
+}
+
+/// A function registered beside `app-fn`: slug, trigger event, trigger expression.
+type Extra = (&'static str, &'static str, Option<&'static str>);
+
+/// With `extra` functions, the real broker computes the fan-out of emitted events.
+async fn full_harness(
+    script: Script,
+    retries: u32,
+    signed: bool,
+    tweak: fn(&mut ExecutorOptions),
+    extra: &[Extra],
+) -> Harness {
     let key = signed.then(|| SigningKey::new(KEY).unwrap());
     let sdk = Sdk::start(script, key.clone()).await;
     let store: DynStore = Arc::new(SqliteStore::temporary().await.unwrap());
-    let config = json!({"id": "app-fn", "name": "fn", "triggers": [{"event": "demo/go"}],
-        "steps": {"step": {"id": "step", "name": "step", "runtime": {"type": "http",
-            "url": format!("{}?fnId=app-fn&stepId=step", sdk.url)},
-            "retries": {"attempts": retries}}}});
+    let def = |slug: &str, event: &str, expression: Option<&str>| {
+        let mut trigger = json!({"event": event});
+        if let Some(e) = expression {
+            trigger["expression"] = json!(e);
+        }
+        FunctionDef {
+            slug: slug.into(),
+            name: slug.into(),
+            triggers: vec![Trigger::Event {
+                event: event.into(),
+                expression: expression.map(str::to_owned),
+            }],
+            config: json!({"id": slug, "name": slug, "triggers": [trigger],
+                "steps": {"step": {"id": "step", "name": "step", "runtime": {"type": "http",
+                    "url": format!("{}?fnId={slug}&stepId=step", sdk.url)},
+                    "retries": {"attempts": retries}}}}),
+        }
+    };
+    let mut functions = vec![def("app-fn", "demo/go", None)];
+    functions.extend(
+        extra
+            .iter()
+            .map(|(slug, event, expr)| def(slug, event, *expr)),
+    );
     let synced = store
         .sync_app(AppSync {
             name: "app".into(),
             url: sdk.url.clone(),
             sdk: Some("js:v4.24.0".into()),
             framework: None,
-            functions: vec![FunctionDef {
-                slug: "app-fn".into(),
-                name: "fn".into(),
-                triggers: vec![Trigger::Event {
-                    event: "demo/go".into(),
-                    expression: None,
-                }],
-                config,
-            }],
+            functions,
             now: Millis::now(),
         })
         .await
         .unwrap();
-    let function = synced.functions[0].id;
+    let function = synced
+        .functions
+        .iter()
+        .find(|f| f.slug == "app-fn")
+        .unwrap()
+        .id;
     let mut options = ExecutorOptions {
         mode: if signed { Mode::Start } else { Mode::Dev },
         signing_key: key,
@@ -189,7 +221,16 @@ async fn harness_with(
         ..ExecutorOptions::default()
     };
     tweak(&mut options);
-    let executor = Executor::new(options, store.clone(), Arc::new(StoreOnly)).unwrap();
+    let fanout: Arc<dyn FanOut> = if extra.is_empty() {
+        Arc::new(StoreOnly)
+    } else {
+        Arc::new(
+            Broker::start(store.clone(), BrokerOptions::default())
+                .await
+                .unwrap(),
+        )
+    };
+    let executor = Executor::new(options, store.clone(), fanout).unwrap();
     let scheduler = Scheduler::start(
         SchedulerOptions {
             node_id: "test".into(),
@@ -822,6 +863,60 @@ async fn wait_and_invoke_timeouts_resume_the_run() {
     assert_eq!(calls.len(), 4);
     for pair in calls[..3].windows(2) {
         assert!(pair[1].at - pair[0].at >= Duration::from_millis(190));
+    }
+    h.scheduler.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_broker_invokes_resume_and_failures_run_on_failure_handlers() {
+    let script: Script = Arc::new(|body| {
+        let event = &body["event"];
+        match event["name"].as_str().unwrap() {
+            "inngest/function.invoked" => done(json!({"child": event["data"]["x"]})),
+            "inngest/function.failed" => {
+                done(json!({"handled": event["data"]["error"]["message"]}))
+            }
+            _ if !has_step(body, "inv") => ops(json!([{"op": "InvokeFunction", "id": hash("inv"),
+                "displayName": "inv", "opts": {"function_id": "app-child",
+                "payload": {"data": {"x": 5}}}}])),
+            _ => Answer {
+                status: 400,
+                headers: vec![("x-inngest-no-retry", "true".into())],
+                body: json!({"name": "Error", "message": format!("got {}", body["steps"][hash("inv")])}),
+                delay: Duration::ZERO,
+            },
+        }
+    });
+    let extra: &[Extra] = &[
+        ("app-child", "never/sent", None),
+        (
+            "app-fn-failure",
+            "inngest/function.failed",
+            Some("event.data.function_id == 'app-fn'"),
+        ),
+    ];
+    let h = full_harness(script, 0, false, |_| {}, extra).await;
+    let run = h.start_run().await;
+    let ended = h.wait_end(run, Duration::from_secs(10)).await;
+    assert_eq!(ended.status, RunStatus::Failed);
+    let message = ended.error.unwrap()["message"].as_str().unwrap().to_owned();
+    assert_eq!(
+        message, r#"got {"data":{"child":5}}"#,
+        "the child's result resumed the caller"
+    );
+
+    // The failure handler ran on the failed event.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let calls = h.sdk.calls();
+        let handled = calls
+            .iter()
+            .any(|c| c.body["event"]["name"] == json!("inngest/function.failed"));
+        if handled {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the -failure function never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     h.scheduler.shutdown().await;
 }
