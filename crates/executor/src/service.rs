@@ -9,7 +9,7 @@ use sluice_store::{
     Commit, Disposition, DynStore, LeaseRef, NewQueueItem, NewRun, QueueItem, QueueKind, RunState,
     StepStatus,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,22 @@ struct Inner {
     client: reqwest::Client,
     targets: Mutex<HashMap<FunctionId, (Arc<Target>, Instant)>>,
     flights: Flights,
+    /// Runs with a post-parallel discovery call in flight on this node.
+    discovering: Arc<Mutex<HashSet<RunId>>>,
+}
+
+/// Clears a run's in-flight discovery mark however the call ends.
+struct Discovering {
+    set: Arc<Mutex<HashSet<RunId>>>,
+    run: RunId,
+}
+
+impl Drop for Discovering {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.run);
+        }
+    }
 }
 
 impl Executor {
@@ -62,6 +78,7 @@ impl Executor {
                 client,
                 targets: Mutex::new(HashMap::new()),
                 flights: Flights::default(),
+                discovering: Arc::default(),
             }),
         })
     }
@@ -203,6 +220,26 @@ impl Executor {
             // Other planned steps are still running; the last one to finish resumes.
             return Commit::new(lease, Disposition::Done);
         }
+        // Parallel steps that finish together each queue a discovery; one in flight
+        // here already sees every result, so the others are dropped.
+        let _discovering = if parallel {
+            let run = state.run.id;
+            if !self
+                .inner
+                .discovering
+                .lock()
+                .expect("not poisoned")
+                .insert(run)
+            {
+                return Commit::new(lease, Disposition::Done);
+            }
+            Some(Discovering {
+                set: self.inner.discovering.clone(),
+                run,
+            })
+        } else {
+            None
+        };
         let target = match self.target(state.run.function_id).await {
             Ok(t) => t,
             Err(Error::Store(sluice_store::Error::NotFound(_))) => {

@@ -920,3 +920,43 @@ async fn with_the_broker_invokes_resume_and_failures_run_on_failure_handlers() {
     }
     h.scheduler.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_steps_finishing_together_always_resume() {
+    let names = ["q1", "q2", "q3"];
+    let script: Script = Arc::new(move |body| {
+        let step = body["ctx"]["step_id"].as_str().unwrap_or("");
+        if let Some(name) = names.iter().find(|n| hash(n) == step) {
+            return ops(json!([step_op("StepRun", name, json!(1))]));
+        }
+        if names.iter().all(|n| has_step(body, n)) {
+            return done(json!("all"));
+        }
+        let planned: Vec<Value> = names
+            .iter()
+            .filter(|n| !has_step(body, n))
+            .map(|n| step_op("StepPlanned", n, Value::Null))
+            .collect();
+        ops(Value::Array(planned))
+    });
+    let h = harness(script, 0, false).await;
+    let mut runs = Vec::new();
+    for _ in 0..10 {
+        runs.push(h.start_run().await);
+    }
+    for run in runs {
+        let ended = h.wait_end(run, Duration::from_secs(10)).await;
+        assert_eq!(ended.output, Some(json!("all")));
+    }
+    let finals = h
+        .sdk
+        .calls()
+        .iter()
+        .filter(|c| {
+            c.body["ctx"]["step_id"] == json!("step") && names.iter().all(|n| has_step(&c.body, n))
+        })
+        .count();
+    assert!(finals >= 10, "every run resumed");
+    eprintln!("final discovery calls for 10 runs: {finals}");
+    h.scheduler.shutdown().await;
+}
