@@ -45,6 +45,26 @@ pub(crate) struct Flights {
     map: Mutex<HashMap<QueueItemId, Flight>>,
 }
 
+/// A registered in-flight call.
+#[derive(Debug)]
+pub(crate) struct InFlight<'a> {
+    flights: &'a Flights,
+    item: QueueItemId,
+}
+
+impl InFlight<'_> {
+    /// Ends the call, returning the steps checkpointed during it.
+    pub(crate) fn finish(self) -> Vec<StepRecord> {
+        self.flights.finish(self.item)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.flights.finish(self.item);
+    }
+}
+
 /// Reads `<item>:<lease token>` back.
 fn parse_qi_id(qi_id: &str) -> Option<(QueueItemId, LeaseToken)> {
     let (item, token) = qi_id.split_once(':')?;
@@ -55,7 +75,22 @@ fn parse_qi_id(qi_id: &str) -> Option<(QueueItemId, LeaseToken)> {
 }
 
 impl Flights {
-    pub(crate) fn start(&self, item: QueueItemId, token: LeaseToken, run_id: RunId) {
+    /// Registers an in-flight call; the registration ends when the guard drops
+    /// (also when the call is abandoned: lease lost, shutdown).
+    pub(crate) fn start(
+        &self,
+        item: QueueItemId,
+        token: LeaseToken,
+        run_id: RunId,
+    ) -> InFlight<'_> {
+        self.insert(item, token, run_id);
+        InFlight {
+            flights: self,
+            item,
+        }
+    }
+
+    fn insert(&self, item: QueueItemId, token: LeaseToken, run_id: RunId) {
         self.map.lock().expect("not poisoned").insert(
             item,
             Flight {
@@ -68,7 +103,7 @@ impl Flights {
     }
 
     /// Ends a flight, returning its checkpointed steps.
-    pub(crate) fn finish(&self, item: QueueItemId) -> Vec<StepRecord> {
+    fn finish(&self, item: QueueItemId) -> Vec<StepRecord> {
         self.map
             .lock()
             .expect("not poisoned")

@@ -301,7 +301,7 @@ impl Executor {
             },
         };
         let step_id = item.step_id.as_deref().unwrap_or("step");
-        self.inner.flights.start(item.id, lease.token, state.run.id);
+        let flight = self.inner.flights.start(item.id, lease.token, state.run.id);
         let result = reply::send(
             &self.inner.client,
             &call,
@@ -311,7 +311,7 @@ impl Executor {
             opts.max_reply_bytes,
         )
         .await;
-        let checkpointed = self.inner.flights.finish(item.id);
+        let checkpointed = flight.finish();
         if let Err(e) = &result {
             tracing::info!(error = %e, "call failed");
         }
