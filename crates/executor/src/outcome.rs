@@ -108,7 +108,19 @@ pub fn classify(result: &Result<Reply, String>) -> (AttemptResult, Vec<Op>) {
 
 /// Builds the commit for an attempt.
 pub fn plan(attempt: Attempt<'_>, rng: &mut impl Rng) -> Plan {
-    let (result, ops) = classify(&attempt.result);
+    let (mut result, ops) = classify(&attempt.result);
+    let no_ops = ops.iter().all(|op| op.op == Opcode::None);
+    let is_206 = matches!(&attempt.result, Ok(r) if r.status == 206);
+    if is_206 && no_ops && attempt.checkpointed.is_empty() {
+        // Nothing ran and nothing was asked for: retry rather than leave the run
+        // waiting on nothing.
+        result = AttemptResult::Http {
+            status: 206,
+            no_retry: None,
+            retry_after: None,
+            error: "the SDK replied 206 with no ops".into(),
+        };
+    }
     let outcome = attempt.retry.decide(
         result.clone(),
         u32::try_from(attempt.item.attempt).unwrap_or(0),
@@ -129,7 +141,13 @@ pub fn plan(attempt: Attempt<'_>, rng: &mut impl Rng) -> Plan {
                 let output = reply.json();
                 b.finish_with_output(output);
             }
-            _ => b.apply_ops(&ops, rng),
+            _ => {
+                b.apply_ops(&ops, rng);
+                if no_ops && let Some(last) = attempt.checkpointed.last() {
+                    // Everything ran through checkpoints: carry on after the last.
+                    b.continue_after(&last.step_id);
+                }
+            }
         },
         Outcome::Retry { at } => {
             let error = match &result {
@@ -602,6 +620,142 @@ mod tests {
             no_retry,
             ..Reply::default()
         })
+    }
+
+    fn fixture() -> (RunState, QueueItem, Target) {
+        let run_id = sluice_core::RunId::new();
+        let function_id = sluice_core::FunctionId::new();
+        let run = sluice_store::Run {
+            id: run_id,
+            function_id,
+            status: RunStatus::Running,
+            event_ids: vec![],
+            output: None,
+            error: None,
+            request_version: Some(2),
+            disable_immediate_execution: false,
+            correlation_id: None,
+            rerun_of: None,
+            created_at: Millis(0),
+            started_at: Some(Millis(0)),
+            ended_at: None,
+        };
+        let item = QueueItem {
+            id: sluice_core::QueueItemId(7),
+            kind: QueueKind::Call,
+            run_id: Some(run_id),
+            function_id: Some(function_id),
+            step_id: None,
+            payload: Value::Null,
+            available_at: Millis(0),
+            priority: 0,
+            attempt: 0,
+            concurrency_keys: vec![],
+            dedupe_key: None,
+            last_error: None,
+            lease_owner: Some("n".into()),
+            lease_token: Some(sluice_store::LeaseToken(uuid::Uuid::nil())),
+            lease_expires_at: Some(Millis(1)),
+            created_at: Millis(0),
+        };
+        let target = Target {
+            id: function_id,
+            slug: "app-fn".into(),
+            url: "http://h/api".into(),
+            max_attempts: 3,
+        };
+        let state = RunState {
+            run,
+            events: vec![],
+            steps: vec![],
+        };
+        (state, item, target)
+    }
+
+    /// What one reply writes: dispositions, items, steps and run updates.
+    #[test]
+    fn plans_each_reply_into_one_commit() {
+        let (state, item, target) = fixture();
+        let now = Millis(1_000_000);
+        let plan_for = |status: u16, body: &str| {
+            let attempt = Attempt {
+                state: &state,
+                item: &item,
+                lease: item.lease().unwrap(),
+                target: &target,
+                limits: &Limits::default(),
+                retry: &RetryPolicy::default(),
+                result: reply(status, body, None),
+                checkpointed: vec![],
+                missing_functions: vec![],
+                now,
+            };
+            plan(attempt, &mut rand::thread_rng())
+        };
+        let kinds = |p: &Plan| -> Vec<(QueueKind, Option<String>, i64)> {
+            p.commit
+                .enqueue
+                .iter()
+                .map(|q| (q.kind, q.step_id.clone(), q.available_at.0 - now.0))
+                .collect()
+        };
+
+        let p = plan_for(206, r#"[{"op":"StepRun","id":"a","data":1}]"#);
+        assert_eq!(p.commit.disposition, Disposition::Done);
+        assert_eq!(kinds(&p), vec![(QueueKind::Call, None, 0)]);
+        assert_eq!(p.commit.steps[0].result, Some(json!({"data": 1})));
+        assert_eq!(p.commit.run, None, "no run write for a plain step");
+
+        let p = plan_for(
+            206,
+            r#"[{"op":"StepPlanned","id":"p1"},{"op":"StepPlanned","id":"p2"}]"#,
+        );
+        assert_eq!(
+            kinds(&p),
+            vec![
+                (QueueKind::Call, Some("p1".into()), 0),
+                (QueueKind::Call, Some("p2".into()), 0)
+            ]
+        );
+        let update = &p.commit.run.as_ref().unwrap().1;
+        assert_eq!(update.disable_immediate_execution, Some(true));
+
+        let p = plan_for(206, r#"[{"op":"Sleep","id":"s","name":"1m"}]"#);
+        assert_eq!(kinds(&p), vec![(QueueKind::Wake, Some("s".into()), 60_000)]);
+
+        let p = plan_for(
+            206,
+            r#"[{"op":"WaitForEvent","id":"w","name":"x/y","opts":{"timeout":"2s"}}]"#,
+        );
+        assert_eq!(
+            kinds(&p),
+            vec![(QueueKind::WaitTimeout, Some("w".into()), 2_000)]
+        );
+        assert_eq!(p.commit.waits[0].event_name, "x/y");
+
+        let p = plan_for(206, "[]");
+        assert!(
+            matches!(p.commit.disposition, Disposition::Retry { .. }),
+            "an empty reply is retried"
+        );
+
+        let p = plan_for(206, r#"[{"op":"AIGateway","id":"g"}]"#);
+        let update = &p.commit.run.as_ref().unwrap().1;
+        assert_eq!(
+            update.status,
+            Some(RunStatus::Failed),
+            "unsupported ops fail the run"
+        );
+        assert_eq!(p.emit.len(), 2, "finished and failed");
+
+        let p = plan_for(200, r#"{"ok":1}"#);
+        let update = &p.commit.run.as_ref().unwrap().1;
+        assert_eq!(
+            (update.status, update.output.clone()),
+            (Some(RunStatus::Completed), Some(json!({"ok": 1})))
+        );
+        assert_eq!(p.emit.len(), 1);
+        assert!(p.commit.enqueue.is_empty());
     }
 
     /// Step outcomes come from the opcode, whatever the headers say.
