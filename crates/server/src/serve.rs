@@ -123,7 +123,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ..Default::default()
         },
         store.clone(),
-        Arc::new(BrokerFanOut(broker.clone())),
+        Arc::new(broker.clone()),
     )
     .context("cannot start the executor")?;
     let lease = config.lease()?;
@@ -195,21 +195,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     scheduler.shutdown().await;
     tracing::info!("sluice stopped");
     Ok(())
-}
-
-/// The broker computes the fan-out of the events the executor emits.
-#[derive(Debug)]
-struct BrokerFanOut(sluice_broker::Broker);
-
-#[async_trait::async_trait]
-impl sluice_executor::FanOut for BrokerFanOut {
-    async fn fan_out(
-        &self,
-        events: Vec<sluice_store::Event>,
-        now: sluice_core::Millis,
-    ) -> Result<Vec<sluice_store::Publish>, String> {
-        self.0.fan_out(events, now).await.map_err(|e| e.to_string())
-    }
 }
 
 async fn axum_serve(
