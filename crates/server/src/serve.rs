@@ -184,8 +184,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
     )
     .context("cannot start the app syncer")?;
-    let state =
-        sluice_api::AppState::new(store.clone(), broker.clone(), api_options).with_syncer(syncer);
+    let state = sluice_api::AppState::new(store.clone(), broker.clone(), api_options)
+        .with_syncer(syncer)
+        .with_executor(executor.clone());
     let app = sluice_api::router(state);
 
     tracing::info!(addr = %local, mode = ?config.mode, "sluice listening");
