@@ -137,8 +137,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn claim(&self, claim: Claim) -> Result<Vec<QueueItem>>;
     /// Extends leases still held to `expires_at`; returns the items whose lease is
     /// no longer held.
-    async fn heartbeat(&self, leases: &[LeaseRef], expires_at: Millis)
-    -> Result<Vec<QueueItemId>>;
+    async fn heartbeat(&self, leases: &[LeaseRef], expires_at: Millis) -> Result<Vec<QueueItemId>>;
     /// Applies commits, all in one transaction. A commit whose lease is not held
     /// writes nothing and yields [`CommitResult::LeaseLost`]; the others apply.
     async fn commit(&self, commits: Vec<Commit>, now: Millis) -> Result<Vec<CommitResult>>;
@@ -178,4 +177,3 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Returns how many rows went.
     async fn prune(&self, before: Millis) -> Result<u64>;
 }
-

@@ -87,7 +87,12 @@ pub struct NewQueueItem {
 
 impl NewQueueItem {
     /// A call item for a run, due at `at`, with defaults for everything else.
-    pub fn call(run_id: RunId, function_id: FunctionId, step_id: Option<String>, at: Millis) -> Self {
+    pub fn call(
+        run_id: RunId,
+        function_id: FunctionId,
+        step_id: Option<String>,
+        at: Millis,
+    ) -> Self {
         Self {
             kind: QueueKind::Call,
             run_id: Some(run_id),
