@@ -116,7 +116,7 @@ async fn suite(sdk: Sdk, backend: Backend) {
         fns,
     };
 
-    let scenarios: Vec<(&'static str, Scenario<'_>)> = vec![
+    let mut scenarios: Vec<(&'static str, Scenario<'_>)> = vec![
         ("fan-out", Box::pin(fan_out(&c))),
         ("expression filter", Box::pin(expression_filter(&c))),
         ("wildcard trigger", Box::pin(wildcard(&c))),
@@ -140,6 +140,12 @@ async fn suite(sdk: Sdk, backend: Backend) {
         ("hideable visible", Box::pin(hideable_visible(&c))),
         ("REST filters, OpenAPI", Box::pin(rest_filters(&c))),
     ];
+    if let Some(keys) = &target.keys {
+        scenarios.push((
+            "wrong keys refused",
+            Box::pin(wrong_keys(sdk, &target.base, keys, dir.path())),
+        ));
+    }
     report.add(run_all(Duration::from_secs(90), scenarios).await);
 
     // Last, as it restarts the app: re-sync without `hideable`.
@@ -833,6 +839,37 @@ async fn hideable_visible(c: &Ctx<'_>) -> anyhow::Result<()> {
     let id = c.send(json!({"name": "e2e/hideable", "data": {}})).await?;
     let (out, _) = c.output(&id, "hideable").await?;
     ensure!(out == json!("visible"), "hideable output {out}");
+    Ok(())
+}
+
+/// An app holding other keys than the server's: its sync and its events are refused.
+async fn wrong_keys(
+    sdk: Sdk,
+    base: &str,
+    keys: &Keys,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let wrong = Keys {
+        signing: format!("signkey-test-{}", "0bad".repeat(16)),
+        event: "not-the-event-key".into(),
+    };
+    ensure!(wrong.signing != keys.signing && wrong.event != keys.event);
+    let target = Target {
+        base: base.to_string(),
+        keys: Some(wrong),
+    };
+    let app = App::start("wrong-keys", Program::TestApp(sdk), &target, dir, None).await?;
+    ensure!(
+        app.sync().await.is_err(),
+        "a sync signed with another signing key was accepted"
+    );
+    let sent = app
+        .send(json!([{"name": "e2e/echo", "data": {"case": "wrong-key"}}]))
+        .await;
+    ensure!(
+        sent.is_err(),
+        "an event sent with an unknown event key was accepted: {sent:?}"
+    );
     Ok(())
 }
 

@@ -165,7 +165,8 @@ impl App {
         format!("http://127.0.0.1:{}/api/inngest", self.port)
     }
 
-    /// Syncs the app: `PUT <serve url>`; the SDK then registers with the server.
+    /// Syncs the app: `PUT <serve url>`; the SDK then registers with the server. An
+    /// error when the PUT fails or the reply's `status` says the server refused.
     pub async fn sync(&self) -> anyhow::Result<Value> {
         let resp = self
             .http
@@ -182,7 +183,16 @@ impl App {
             self.name,
             self.serve_url()
         );
-        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+        // The Python SDK answers the PUT with 200 and passes the server's reply through:
+        // its `status` tells.
+        let inner = body["status"].as_u64().unwrap_or(200);
+        anyhow::ensure!(
+            (200..300).contains(&inner),
+            "sync of {}: the server refused the registration ({inner}): {text}",
+            self.name
+        );
+        Ok(body)
     }
 
     /// Sends events through the SDK's own `send` (the app's `POST /send`); the event ids.
