@@ -1,7 +1,8 @@
 //! End-to-end: the Rust SDK (`sluice_sdk`) against the real `sluice` binary. The test
 //! app (`rust_app`) is served in-process by axum; the official TS SDK's test app
 //! (tests/sdk/ts on npm `inngest` 4.x) runs beside it in the same Sluice, so a Rust
-//! function can invoke a TS one. One server per backend; every scenario runs
+//! function can invoke a TS one, and `rust_app/ts_caller.js` (same SDK) invokes a
+//! Rust one. One server per backend; every scenario runs
 //! concurrently against it and checks outputs and the stored step history through the
 //! REST API.
 //!
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail, ensure};
-use rust_app::{APP_ID, FUNCTIONS, RustApp};
+use rust_app::{APP_ID, FUNCTIONS, RustApp, TS_CALLER_APP_ID, TsCaller};
 use serde_json::{Value, json};
 use support::api::{self, Api};
 use support::app::{App, Program, Sdk, Target};
@@ -86,15 +87,18 @@ async fn suite(backend: Backend) {
     let ts = App::start(TS.name(), Program::TestApp(TS), &target, dir.path(), None)
         .await
         .expect("the TS app starts");
+    let caller = TsCaller::start(&target, dir.path())
+        .await
+        .expect("ts_caller.js starts");
 
     let mut report = Report::new(&title);
     let started = Instant::now();
-    let synced = sync_and_map(&app, &ts, &api).await;
+    let synced = sync_and_map(&app, &ts, &caller, &api).await;
     let sync_result = synced
         .as_ref()
         .map(|_| ())
         .map_err(|e| anyhow::anyhow!("{e:#}"));
-    report.record("sync (Rust + TS)", sync_result, started.elapsed());
+    report.record("sync (Rust + 2 TS)", sync_result, started.elapsed());
     let Ok(fns) = synced else {
         report.finish();
         return;
@@ -110,7 +114,8 @@ async fn suite(backend: Backend) {
         ("sleep + sleep_until", Box::pin(sleep(&c))),
         ("wait_for_event matched", Box::pin(wait_matched(&c))),
         ("wait_for_event timeout", Box::pin(wait_timeout(&c))),
-        ("invoke Rust + TS", Box::pin(invoke(&c))),
+        ("invoke rust->rust, ->ts", Box::pin(invoke(&c))),
+        ("invoke ts->rust", Box::pin(invoke_from_ts(&c))),
         ("send_event fan-out", Box::pin(send_event(&c))),
         ("retry then succeed", Box::pin(flaky(&c))),
         ("NonRetriable", Box::pin(non_retriable(&c))),
@@ -126,10 +131,12 @@ async fn suite(backend: Backend) {
 async fn sync_and_map(
     app: &RustApp,
     ts: &App,
+    caller: &TsCaller,
     api: &Api,
 ) -> anyhow::Result<HashMap<String, String>> {
     app.sync().await?;
     ts.sync().await?;
+    caller.sync().await?;
     let listed = api.functions().await?;
     let fns: HashMap<String, String> = listed
         .iter()
@@ -143,7 +150,10 @@ async fn sync_and_map(
     let missing: Vec<String> = FUNCTIONS
         .iter()
         .map(|f| slug(f))
-        .chain([format!("{}-child", TS.app_id())])
+        .chain([
+            format!("{}-child", TS.app_id()),
+            format!("{TS_CALLER_APP_ID}-call-rust"),
+        ])
         .filter(|slug| !fns.contains_key(slug))
         .collect();
     ensure!(
@@ -232,6 +242,28 @@ impl Ctx<'_> {
             if Instant::now() > deadline {
                 bail!(
                     "{slug}: expected {n} ended runs; GET /v1/runs?function= lists {}",
+                    Value::Array(runs)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    /// Polls the runs of a function (by slug) until one completed with `output`.
+    async fn completed_run_with(&self, slug: &str, output: &Value) -> anyhow::Result<Value> {
+        let id = self.fn_id(slug)?.to_string();
+        let deadline = Instant::now() + api::WAIT;
+        loop {
+            let runs = self.api.runs_of(&id).await?;
+            if let Some(run) = runs
+                .iter()
+                .find(|r| api::status(r) == "completed" && r["output"] == *output)
+            {
+                return Ok(run.clone());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{slug}: no run completed with {output}; GET /v1/runs?function= lists {}",
                     Value::Array(runs)
                 );
             }
@@ -423,22 +455,37 @@ async fn invoke(c: &Ctx<'_>) -> anyhow::Result<()> {
             "step {s} is not an invoke: {step}"
         );
     }
-    let child = c.fn_runs(&slug("child"), 1).await?;
+    c.completed_run_with(&slug("child"), &json!({"tripled": 63}))
+        .await?;
+    c.completed_run_with(&format!("{}-child", TS.app_id()), &json!({"doubled": 42}))
+        .await?;
+    Ok(())
+}
+
+/// A TS function invokes the Rust `child` by reference (`referenceFunction`).
+async fn invoke_from_ts(c: &Ctx<'_>) -> anyhow::Result<()> {
+    let id = c.send("rs/ts-invoke", json!({"x": 5})).await?;
+    let run_id = c.only_run(&id).await?;
+    let run = c.api.wait_run_end(&run_id).await?;
+    let caller = c.fn_id(&format!("{TS_CALLER_APP_ID}-call-rust"))?;
     ensure!(
-        child.len() == 1
-            && api::status(&child[0]) == "completed"
-            && child[0]["output"] == json!({"tripled": 63}),
-        "Rust child runs: {}",
-        Value::Array(child)
+        run["function_id"] == caller,
+        "rs/ts-invoke ran {}, expected the TS caller",
+        run["function_id"]
     );
-    let ts_child = c.fn_runs(&format!("{}-child", TS.app_id()), 1).await?;
+    let steps = c.api.steps(&run_id).await?;
     ensure!(
-        ts_child.len() == 1
-            && api::status(&ts_child[0]) == "completed"
-            && ts_child[0]["output"] == json!({"doubled": 42}),
-        "TS child runs: {}",
-        Value::Array(ts_child)
+        api::status(&run) == "completed" && run["output"] == json!({"rust": {"tripled": 15}}),
+        "the TS caller's run: {run}; steps: {}",
+        Value::Array(steps)
     );
+    let call = completed_step(&steps, "rust-child", &json!({"tripled": 15}))?;
+    ensure!(
+        call["op"].as_str().is_some_and(|op| op.contains("Invoke")),
+        "step rust-child is not an invoke: {call}"
+    );
+    c.completed_run_with(&slug("child"), &json!({"tripled": 15}))
+        .await?;
     Ok(())
 }
 

@@ -4,6 +4,9 @@
 //! Every function's id, trigger and output is listed in [`functions`]. Step closures
 //! count their executions in [`Calls`] (per run and step), so a test can tell a
 //! memoized step from one that ran again.
+//!
+//! [`TsCaller`] is the other direction: `ts_caller.js`, a one-function app on the
+//! official TS SDK that invokes this app's `child` by reference.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,10 +20,13 @@ use sluice_sdk::{
     Trigger, WaitForEvent,
 };
 
-use crate::support::app::Target;
+use crate::support::app::{Target, repo_root};
+use crate::support::process::{Proc, free_port};
 
 /// The app id the Rust test app registers under.
 pub const APP_ID: &str = "e2e-rust";
+/// The app id of `ts_caller.js`.
+pub const TS_CALLER_APP_ID: &str = "e2e-ts-caller";
 
 /// Every function id (without the app prefix) the app registers.
 pub const FUNCTIONS: &[&str] = &[
@@ -125,19 +131,7 @@ impl RustApp {
 
     /// Syncs: `PUT <serve url>`, after which the SDK registers with the server.
     pub async fn sync(&self) -> anyhow::Result<()> {
-        let resp = reqwest::Client::new()
-            .put(self.serve_url())
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .context("PUT the Rust app's serve URL")?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        anyhow::ensure!(
-            status.is_success(),
-            "sync of the Rust app answered {status}: {text}"
-        );
-        Ok(())
+        put(&self.serve_url(), "the Rust app").await
     }
 
     /// Sends one event through the SDK client; its id.
@@ -150,6 +144,94 @@ impl RustApp {
         anyhow::ensure!(sent.ids.len() == 1, "send of one event answered {sent:?}");
         Ok(sent.ids[0].clone())
     }
+}
+
+/// `ts_caller.js` (npm `inngest` 4.x from examples/typescript), a child process.
+#[derive(Debug)]
+pub struct TsCaller {
+    pub port: u16,
+    /// Killed on drop (its log printed if the test is failing).
+    _proc: Proc,
+}
+
+impl TsCaller {
+    /// Starts the app on a free port, configured for `target`, and waits until it
+    /// answers `GET /ready`.
+    pub async fn start(target: &Target, dir: &std::path::Path) -> anyhow::Result<TsCaller> {
+        let package = repo_root().join("examples/typescript");
+        anyhow::ensure!(
+            package.join("node_modules/inngest").exists(),
+            "examples/typescript/node_modules is missing: run scripts/sdk-deps first"
+        );
+        let port = free_port();
+        let mut cmd = std::process::Command::new("node");
+        cmd.arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rust_app/ts_caller.js"),
+        )
+        .arg(package);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("INNGEST_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("PORT", port.to_string())
+            .env("INNGEST_BASE_URL", &target.base)
+            .env("RUST_APP_ID", APP_ID);
+        match &target.keys {
+            None => {
+                cmd.env("INNGEST_DEV", "1");
+            }
+            Some(keys) => {
+                cmd.env("INNGEST_DEV", "0")
+                    .env("INNGEST_SIGNING_KEY", &keys.signing)
+                    .env("INNGEST_EVENT_KEY", &keys.event);
+            }
+        }
+        let mut proc = Proc::spawn("ts-caller", cmd, &dir.join("ts-caller.log"))?;
+        let http = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/ready");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = proc.exited() {
+                anyhow::bail!("ts-caller exited during start-up with {status}");
+            }
+            let ready = http.get(&url).timeout(Duration::from_secs(2)).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(TsCaller { port, _proc: proc });
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "ts-caller did not answer GET {url} within 30s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Syncs: `PUT <serve url>`.
+    pub async fn sync(&self) -> anyhow::Result<()> {
+        put(
+            &format!("http://127.0.0.1:{}/api/inngest", self.port),
+            "ts-caller",
+        )
+        .await
+    }
+}
+
+/// `PUT url` (an SDK sync), expecting success.
+async fn put(url: &str, what: &str) -> anyhow::Result<()> {
+    let resp = reqwest::Client::new()
+        .put(url)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .with_context(|| format!("PUT {url} ({what})"))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    anyhow::ensure!(
+        status.is_success(),
+        "sync of {what} answered {status}: {text}"
+    );
+    Ok(())
 }
 
 fn int(data: &Value, field: &str) -> i64 {
