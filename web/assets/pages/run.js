@@ -67,9 +67,11 @@ export function render(main, [id]) {
       h('section', { class: 'panel', id: 'run-header' },
         h('div', { class: 'run-head' },
           field('Function', h('a', { href: `#/functions/${encodeURIComponent(fn.slug)}` }, fn.name)),
-          field('Triggered by', ev ? h('a', { href: `#/events/${ev.id}`, class: 'mono' }, ev.name) : run.rerun_of
-            ? ['rerun of ', h('a', { href: `#/runs/${run.rerun_of}`, class: 'mono' }, shortId(run.rerun_of))]
+          field('Triggered by', ev ? h('a', { href: `#/events/${ev.id}`, class: 'mono' }, ev.name)
             : h('span', { class: 'muted' }, run.correlation_id ? 'step.invoke' : 'direct invoke')),
+          run.rerun_of
+            ? field('Rerun', ['rerun of ', h('a', { href: `#/runs/${run.rerun_of}`, class: 'mono' }, shortId(run.rerun_of))])
+            : null,
           field('Created', timeCell(created)),
           field('Duration', started ? duration((ended ?? Date.now()) - started) : '—',
             started && started - created > 5 ? h('span', { class: 'muted' }, ` (+${duration(started - created)} queued)`) : null),
