@@ -127,7 +127,7 @@ async fn suite(backend: Backend) {
     report.finish();
 }
 
-/// Syncs both apps and checks every function is registered; slug → function id.
+/// Syncs the three apps and checks every function is registered; slug → function id.
 async fn sync_and_map(
     app: &RustApp,
     ts: &App,
