@@ -68,6 +68,10 @@ pub struct Config {
     pub lease: String,
     /// This node's name (owner of its leases); defaults to host name + process id.
     pub node_id: Option<String>,
+    /// Let TS v4 SDKs run several steps per call, posting each to
+    /// `/v1/checkpoint/{run}/async`. The checkpoint must reach the node running the
+    /// call: turn this off behind a load balancer that spreads SDK requests over nodes.
+    pub checkpointing: bool,
     /// Runs and events older than this many days are pruned (0 keeps everything).
     pub retention_days: u32,
     /// Log format: `pretty` or `json`.
@@ -94,6 +98,7 @@ const SETTINGS: &[&str] = &[
     "call_timeout",
     "lease",
     "node_id",
+    "checkpointing",
     "retention_days",
     "log_format",
 ];
@@ -118,6 +123,7 @@ impl Default for Config {
             call_timeout: "5m".into(),
             lease: "30s".into(),
             node_id: None,
+            checkpointing: true,
             retention_days: 7,
             log_format: "pretty".into(),
         }

@@ -120,6 +120,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 Mode::Start => "production".into(),
             },
             request_timeout: config.call_timeout()?,
+            checkpointing: config.checkpointing,
             ..Default::default()
         },
         store.clone(),

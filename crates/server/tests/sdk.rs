@@ -20,32 +20,43 @@ use support::{Report, Scenario, run_all};
 
 #[tokio::test]
 async fn ts_v4_on_sqlite() {
-    suite(Sdk::TsV4, Backend::Sqlite).await;
+    suite(Sdk::TsV4, Backend::Sqlite, &[]).await;
+}
+
+/// TS v4 on its classic path (one step per call): the server sends no `ctx.fn_id`.
+#[tokio::test]
+async fn ts_v4_without_checkpointing_on_sqlite() {
+    suite(
+        Sdk::TsV4,
+        Backend::Sqlite,
+        &[("SLUICE_CHECKPOINTING", "false")],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn ts_v3_on_sqlite() {
-    suite(Sdk::TsV3, Backend::Sqlite).await;
+    suite(Sdk::TsV3, Backend::Sqlite, &[]).await;
 }
 
 #[tokio::test]
 async fn python_on_sqlite() {
-    suite(Sdk::Python, Backend::Sqlite).await;
+    suite(Sdk::Python, Backend::Sqlite, &[]).await;
 }
 
 #[tokio::test]
 async fn ts_v4_on_postgres_signed() {
-    suite(Sdk::TsV4, Backend::Postgres).await;
+    suite(Sdk::TsV4, Backend::Postgres, &[]).await;
 }
 
 #[tokio::test]
 async fn ts_v3_on_postgres_signed() {
-    suite(Sdk::TsV3, Backend::Postgres).await;
+    suite(Sdk::TsV3, Backend::Postgres, &[]).await;
 }
 
 #[tokio::test]
 async fn python_on_postgres_signed() {
-    suite(Sdk::Python, Backend::Postgres).await;
+    suite(Sdk::Python, Backend::Postgres, &[]).await;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +68,8 @@ enum Backend {
     Postgres,
 }
 
-async fn suite(sdk: Sdk, backend: Backend) {
-    let title = format!("{} on {backend:?}", sdk.name());
+async fn suite(sdk: Sdk, backend: Backend, env: &[(&str, &str)]) {
+    let title = format!("{} on {backend:?} {env:?}", sdk.name());
     let dir = tempfile::tempdir().expect("a temp dir");
     let mode = match backend {
         Backend::Sqlite => Mode::Dev,
@@ -81,7 +92,10 @@ async fn suite(sdk: Sdk, backend: Backend) {
         dir: dir.path(),
         apps: Vec::new(),
         port: None,
-        env: Vec::new(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     })
     .await
     .expect("sluice starts");
