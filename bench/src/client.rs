@@ -17,8 +17,20 @@ use tokio::net::TcpStream;
 pub struct Reply {
     /// HTTP status code.
     pub status: u16,
+    /// The status line and headers, as received.
+    pub head: String,
     /// The body bytes.
     pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.split("\r\n").skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
 }
 
 /// One keep-alive connection; one request in flight at a time.
@@ -80,7 +92,9 @@ impl Conn {
             }
             self.fill().await?;
         };
-        let head = std::str::from_utf8(&self.buf[..head_end]).context("reply head is not UTF-8")?;
+        let head = std::str::from_utf8(&self.buf[..head_end])
+            .context("reply head is not UTF-8")?
+            .to_owned();
         let mut lines = head.split("\r\n");
         let status: u16 = lines
             .next()
@@ -108,6 +122,7 @@ impl Conn {
         }
         Ok(Reply {
             status,
+            head,
             body: self.buf[head_end..head_end + length].to_vec(),
         })
     }
@@ -201,6 +216,11 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!((reply.status, reply.body.as_slice()), (status, body));
+            assert_eq!(
+                reply.header("CONTENT-length"),
+                Some(body.len().to_string().as_str())
+            );
+            assert_eq!(reply.header("x"), (status == 401).then_some("y"));
         }
         assert!(conn.request("POST", "/e/k", &[], b"body").await.is_err());
     }

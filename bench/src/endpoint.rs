@@ -4,7 +4,8 @@
 //! The SDK crate (`sluice-sdk`) has no serve handler yet, so this is a minimal
 //! hand-rolled axum handler speaking the wire protocol: a new step is answered with
 //! `206 [op]`, a finished function with `200`, and every reply carries
-//! `x-inngest-sdk`. It ignores call signatures (an SDK would check them).
+//! `x-inngest-sdk`. With a signing key (the server's `start` mode) it checks each
+//! call's `x-inngest-signature` and signs its replies, as SDKs do.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -16,13 +17,13 @@ use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
-use sluice_protocol::step_id_hash;
+use sluice_protocol::{SigningKey, signing, step_id_hash};
 
 /// The app id the endpoint registers under.
 pub const APP_ID: &str = "bench";
@@ -32,6 +33,8 @@ pub const SERVE_PATH: &str = "/api/inngest";
 pub const SLEEP: Duration = Duration::from_secs(2);
 /// How many steps [`Function::TenSteps`] runs.
 pub const TEN: usize = 10;
+/// A wait gives up when no call has arrived for this long (longer than [`SLEEP`]).
+pub const STALL: Duration = Duration::from_secs(10);
 const SDK_HEADER: &str = "rust:v0.1.0-bench";
 
 /// The benchmark's functions.
@@ -90,6 +93,7 @@ pub struct Trace {
 pub struct Recorder {
     traces: Mutex<HashMap<u64, Trace>>,
     finished: AtomicU64,
+    calls: AtomicU64,
 }
 
 impl Recorder {
@@ -103,13 +107,19 @@ impl Recorder {
         self.traces.lock().expect("recorder lock").get(&n).copied()
     }
 
-    /// Waits until `target` runs have finished in all, or `timeout` passes; returns the
-    /// count reached.
+    /// Waits until `target` runs have finished in all, `timeout` passes, or no call has
+    /// arrived for [`STALL`]; returns the count reached.
     pub async fn wait_finished(&self, target: u64, timeout: Duration) -> u64 {
         let deadline = Instant::now() + timeout;
+        let mut seen = (self.calls.load(Ordering::Relaxed), Instant::now());
         loop {
             let done = self.finished();
-            if done >= target || Instant::now() >= deadline {
+            let now = Instant::now();
+            let calls = self.calls.load(Ordering::Relaxed);
+            if calls != seen.0 {
+                seen = (calls, now);
+            }
+            if done >= target || now >= deadline || now - seen.1 > STALL {
                 return done;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -118,6 +128,7 @@ impl Recorder {
 
     fn record(&self, n: u64, arrived: Instant, finished: bool) {
         let now = Instant::now();
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let mut traces = self.traces.lock().expect("recorder lock");
         let trace = traces.entry(n).or_default();
         if trace.first_call.is_none() {
@@ -170,6 +181,7 @@ impl Script {
 struct Shared {
     recorder: Arc<Recorder>,
     script: Script,
+    key: Option<SigningKey>,
 }
 
 /// The running endpoint.
@@ -184,11 +196,13 @@ pub struct Endpoint {
 impl Endpoint {
     /// Serves on a free loopback port (IPv4 and, when available, the same port on IPv6:
     /// the server normalises `127.0.0.1` to `localhost`, which may resolve to `::1`).
-    pub async fn start() -> Result<Self> {
+    /// With `key`, calls must be signed with it and replies are signed with it.
+    pub async fn start(key: Option<SigningKey>) -> Result<Self> {
         let recorder = Arc::new(Recorder::default());
         let shared = Arc::new(Shared {
             recorder: recorder.clone(),
             script: Script::new(),
+            key,
         });
         let app = Router::new()
             .route(SERVE_PATH, post(call))
@@ -257,12 +271,29 @@ struct CallData {
     n: u64,
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 async fn call(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<CallQuery>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let arrived = Instant::now();
+    if let Some(key) = &shared.key {
+        let signature = headers
+            .get("x-inngest-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let keys = std::slice::from_ref(key);
+        if signing::verify(signature, &body, keys, unix_now(), Some(300)).is_err() {
+            return (StatusCode::UNAUTHORIZED, r#"{"message":"Unauthorized"}"#).into_response();
+        }
+    }
     let Some(function) = Function::ALL.into_iter().find(|f| f.slug() == query.fn_id) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "unknown fnId").into_response();
     };
@@ -291,8 +322,15 @@ async fn call(
     shared
         .recorder
         .record(call.event.data.n, arrived, status == StatusCode::OK);
+    let signature = shared
+        .key
+        .as_ref()
+        .map(|key| signing::sign(&body, key, unix_now()));
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
+    if let Some(signature) = signature.and_then(|s| HeaderValue::from_str(&s).ok()) {
+        headers.insert("x-inngest-signature", signature);
+    }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -323,7 +361,7 @@ mod tests {
     /// replies and the recorded trace.
     #[tokio::test]
     async fn functions_answer_step_by_step_and_record_arrivals() {
-        let endpoint = Endpoint::start().await.unwrap();
+        let endpoint = Endpoint::start(None).await.unwrap();
         let addr: SocketAddr = endpoint.url["http://".len()..]
             .split('/')
             .next()
@@ -397,5 +435,43 @@ mod tests {
                 .unwrap()
                 .ends_with("?fnId=bench-one-step&stepId=step")
         );
+    }
+
+    /// With a key, unsigned or wrongly signed calls are refused and replies are signed.
+    #[tokio::test]
+    async fn signed_mode_checks_calls_and_signs_replies() {
+        let key = SigningKey::new("signkey-test-00ff00ff").unwrap();
+        let other = SigningKey::new("signkey-test-11ee11ee").unwrap();
+        let endpoint = Endpoint::start(Some(key.clone())).await.unwrap();
+        let addr: SocketAddr = endpoint.url["http://".len()..]
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut conn = Conn::connect(addr).await.unwrap();
+        let path = format!("{SERVE_PATH}?fnId=bench-one-step&stepId=step");
+        let body = call_body(1, &[]);
+        let now = unix_now();
+        let cases = [
+            (None, 401),
+            (Some(signing::sign(&body, &other, now)), 401),
+            (Some(signing::sign(&body, &key, now - 3600)), 401),
+            (Some(signing::sign(&body, &key, now)), 206),
+        ];
+        for (signature, status) in cases {
+            let headers: Vec<(&str, &str)> = signature
+                .as_deref()
+                .map(|s| ("x-inngest-signature", s))
+                .into_iter()
+                .collect();
+            let reply = conn.request("POST", &path, &headers, &body).await.unwrap();
+            assert_eq!(reply.status, status, "{signature:?}");
+            if status == 206 {
+                let sig = reply.header("x-inngest-signature").unwrap();
+                let keys = std::slice::from_ref(&key);
+                assert!(signing::verify(sig, &reply.body, keys, unix_now(), Some(60)).is_ok());
+            }
+        }
     }
 }

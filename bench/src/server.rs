@@ -56,7 +56,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `binary` on `backend`, logging to `log`, and waits for `/health`.
+    /// Starts `binary` on `backend`, logging to `log` (level `warn`, or
+    /// `$SLUICE_BENCH_LOG`), and waits for `/health`.
     pub async fn start(binary: &Path, backend: &Backend, log: &Path) -> Result<Self> {
         let port = free_port()?;
         let mut command = Command::new(binary);
@@ -73,7 +74,10 @@ impl Server {
         let log_file = std::fs::File::create(log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         command
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("SLUICE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)

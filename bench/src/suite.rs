@@ -248,7 +248,11 @@ pub async fn run(ctx: &Context, backend: &Backend) -> StoreResults {
         load::ingest(&ingest(s.batch)).await,
     );
 
-    let endpoint = match Endpoint::start().await {
+    let key = server
+        .keyed
+        .then(|| SigningKey::new(SIGNING_KEY).ok())
+        .flatten();
+    let endpoint = match Endpoint::start(key).await {
         Ok(e) => e,
         Err(err) => {
             r.notes.push(format!("endpoint: {err:#}"));
@@ -307,8 +311,12 @@ async fn measure_runs(
         .await,
     );
     let after = keep(&mut r.notes, "cpu", cpu());
-    if let (Some(b), Some(a), Some(t)) = (before, after, &r.one_step) {
-        let per = |x: f64| x / (t.finished.max(1) as f64 / 1000.0);
+    if let (Some(b), Some(a), Some(t)) = (
+        before,
+        after,
+        r.one_step.as_ref().filter(|t| t.finished > 0),
+    ) {
+        let per = |x: f64| x / (t.finished as f64 / 1000.0);
         r.footprint = Some(Footprint {
             peak_rss_mib: 0.0,
             server_cpu_per_1000_runs: per(a.0 - b.0),
