@@ -150,6 +150,7 @@ pub fn router(state: AppState) -> Router {
     let auth = dashboard.auth.clone();
     Router::new()
         .route("/health", get(health))
+        .route("/dev", get(dev_info))
         .route("/v1/openapi.json", get(openapi))
         .merge(ingest::routes())
         .merge(register::routes())
@@ -177,6 +178,25 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
             )
         }
     }
+}
+
+/// `GET /dev`: the dev server's self-description. SDKs in dev mode probe it to find a
+/// local server; it answers only in [`Mode::Dev`].
+async fn dev_info(State(state): State<AppState>) -> Result<impl IntoResponse> {
+    if state.options.mode != Mode::Dev {
+        return Err(Error::NotFound(
+            "GET /dev is served by `sluice dev` only".into(),
+        ));
+    }
+    let functions = state.store.list_functions().await?;
+    let apps = state.store.list_apps().await?;
+    Ok(Json(json!({
+        "name": "sluice",
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": "dev",
+        "functions": functions.iter().map(|f| json!({"id": f.slug, "name": f.name})).collect::<Vec<_>>(),
+        "handlers": apps.iter().map(|a| json!({"url": a.url, "name": a.name, "sdk": a.sdk, "error": a.sync_error})).collect::<Vec<_>>(),
+    })))
 }
 
 /// The REST API's OpenAPI description, checked in beside this crate.

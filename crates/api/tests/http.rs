@@ -844,3 +844,31 @@ async fn concurrent_ingests_share_commits_and_all_land() {
         assert_eq!(api.triggered(id).await, ["shop-wild"]);
     }
 }
+
+#[tokio::test]
+async fn dev_info_lists_functions_in_dev_mode_only() {
+    let api_dev = api(ApiOptions::default()).await;
+    api_dev
+        .post("/fn/register", ts_register("shop", shop_functions()))
+        .await;
+    let (status, info) = api_dev.get("/dev").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["mode"], "dev");
+    assert!(
+        info["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"].as_str().is_some_and(|id| id.starts_with("shop-"))),
+        "{info}"
+    );
+    let api_start = api(ApiOptions {
+        mode: Mode::Start,
+        event_keys: vec!["ek".into()],
+        signing_keys: vec![SigningKey::new(KEY).unwrap()],
+        ..ApiOptions::default()
+    })
+    .await;
+    let (status, _) = api_start.get("/dev").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
