@@ -102,6 +102,7 @@ where
         .configure_mesh()
         .x_desc("milliseconds (log scale)")
         .y_desc("percentile")
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
         .draw()

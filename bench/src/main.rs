@@ -154,9 +154,11 @@ async fn measure(cli: &Cli) -> Result<Results> {
     };
     std::fs::create_dir_all(&work_dir)?;
     eprintln!("bench: scratch directory {}", work_dir.display());
+    // Absolute: the peer runs with its directory as working directory.
+    let peer_dir = std::path::absolute(&cli.peer_dir)?;
     let tools = peer::Tools {
         pg_bin: cli.pg_bin.clone(),
-        peer_dir: cli.peer_dir.clone(),
+        peer_dir,
         work_dir: work_dir.clone(),
     };
     let ctx = suite::Context::new(
