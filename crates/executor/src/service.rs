@@ -2,14 +2,14 @@
 //! endpoints the API exposes.
 
 use serde_json::{Map, Value};
-use sluice_core::{FunctionId, Millis, RunId};
+use sluice_core::{FunctionId, Millis, QueueItemId, RunId};
 use sluice_protocol::FunctionConfig;
 use sluice_scheduler::Dispatch;
 use sluice_store::{
-    Commit, Disposition, DynStore, LeaseRef, NewQueueItem, NewRun, QueueItem, QueueKind, RunState,
-    StepStatus,
+    Commit, CommitResult, Disposition, DynStore, LeaseRef, NewQueueItem, NewRun, QueueItem,
+    QueueKind, RunState, StepStatus,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,23 +39,14 @@ struct Inner {
     client: reqwest::Client,
     targets: Mutex<HashMap<FunctionId, (Arc<Target>, Instant)>>,
     flights: Flights,
-    /// Runs with a post-parallel discovery call in flight on this node.
-    discovering: Arc<Mutex<HashSet<RunId>>>,
+    /// Runs with a post-parallel discovery in flight on this node, by the item making
+    /// it, until its commit is written (see [`Executor::claim_discovery`]).
+    discovering: Mutex<HashMap<RunId, (QueueItemId, Instant)>>,
 }
 
-/// Clears a run's in-flight discovery mark however the call ends.
-struct Discovering {
-    set: Arc<Mutex<HashSet<RunId>>>,
-    run: RunId,
-}
-
-impl Drop for Discovering {
-    fn drop(&mut self) {
-        if let Ok(mut set) = self.set.lock() {
-            set.remove(&self.run);
-        }
-    }
-}
+/// How long a discovery mark holds when its commit never reports back (the call was
+/// abandoned or its commit failed): then another discovery may go ahead.
+const DISCOVERY_MARK_TTL: Duration = Duration::from_secs(60);
 
 impl Executor {
     /// Builds the executor and its pooled HTTP client.
@@ -78,7 +69,7 @@ impl Executor {
                 client,
                 targets: Mutex::new(HashMap::new()),
                 flights: Flights::default(),
-                discovering: Arc::default(),
+                discovering: Mutex::default(),
             }),
         })
     }
@@ -197,6 +188,21 @@ impl Executor {
         Ok(target)
     }
 
+    /// Marks `item` as the run's post-parallel discovery on this node; false when
+    /// another item's discovery is in flight or its commit is not yet written (its
+    /// state read may predate the other's commit, so it must not plan again). The
+    /// mark is cleared in [`Dispatch::committed`], or expires.
+    fn claim_discovery(&self, run: RunId, item: QueueItemId) -> bool {
+        let mut marks = self.inner.discovering.lock().expect("not poisoned");
+        match marks.get(&run) {
+            Some((holder, at)) if *holder != item && at.elapsed() < DISCOVERY_MARK_TTL => false,
+            _ => {
+                marks.insert(run, (item, Instant::now()));
+                true
+            }
+        }
+    }
+
     /// Gives the item back for later: something this node relies on failed.
     fn release(lease: LeaseRef, why: &str) -> Commit {
         tracing::warn!(reason = why, "releasing item for a later attempt");
@@ -222,24 +228,9 @@ impl Executor {
         }
         // Parallel steps that finish together each queue a discovery; one in flight
         // here already sees every result, so the others are dropped.
-        let _discovering = if parallel {
-            let run = state.run.id;
-            if !self
-                .inner
-                .discovering
-                .lock()
-                .expect("not poisoned")
-                .insert(run)
-            {
-                return Commit::new(lease, Disposition::Done);
-            }
-            Some(Discovering {
-                set: self.inner.discovering.clone(),
-                run,
-            })
-        } else {
-            None
-        };
+        if parallel && !self.claim_discovery(state.run.id, item.id) {
+            return Commit::new(lease, Disposition::Done);
+        }
         let target = match self.target(state.run.function_id).await {
             Ok(t) => t,
             Err(Error::Store(sluice_store::Error::NotFound(_))) => {
@@ -393,6 +384,18 @@ impl Executor {
 
 #[async_trait::async_trait]
 impl Dispatch for Executor {
+    fn committed(&self, item: &QueueItem, _result: CommitResult) {
+        if let Some(run) = item.run_id {
+            let mut marks = self.inner.discovering.lock().expect("not poisoned");
+            if marks
+                .get(&run)
+                .is_some_and(|(holder, _)| *holder == item.id)
+            {
+                marks.remove(&run);
+            }
+        }
+    }
+
     async fn dispatch(&self, item: QueueItem) -> Commit {
         let Some(lease) = item.lease() else {
             unreachable_lease(&item);

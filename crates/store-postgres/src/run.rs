@@ -327,6 +327,10 @@ fn merge_steps(records: &[&StepRecord]) -> Vec<StepRecord> {
         match index.get(&(r.run_id, r.step_id.as_str())) {
             Some(&i) => {
                 let m = &mut merged[i];
+                if m.status.is_memoized() {
+                    // A memoized result is final (see `StepRecord`).
+                    continue;
+                }
                 let started_at = m.started_at.or(r.started_at);
                 let attempts = m.attempts.max(r.attempts);
                 *m = (*r).clone();
@@ -390,7 +394,8 @@ pub(crate) async fn upsert_steps(
              result = EXCLUDED.result, error = EXCLUDED.error,
              attempts = GREATEST(steps.attempts, EXCLUDED.attempts), opts = EXCLUDED.opts,
              started_at = COALESCE(steps.started_at, EXCLUDED.started_at),
-             ended_at = EXCLUDED.ended_at",
+             ended_at = EXCLUDED.ended_at
+         WHERE steps.status NOT IN ('completed', 'failed')",
     )
     .bind(&runs)
     .bind(&steps)
@@ -455,7 +460,7 @@ mod tests {
             step_id: step.into(),
             name: name.into(),
             op: "StepRun".into(),
-            status: StepStatus::Completed,
+            status: StepStatus::Retrying,
             result: None,
             error: None,
             attempts,
@@ -488,6 +493,11 @@ mod tests {
             );
             assert_eq!(merged[1], other);
         }
+        // A memoized record is final: a later one for the same step is dropped.
+        let mut done = record("x", 1, Some(1), "done");
+        done.status = StepStatus::Completed;
+        let merged = merge_steps(&[&done, &record("x", 2, None, "stale")]);
+        assert_eq!(merged, vec![done]);
 
         let id = RunId(ulid::Ulid::from_parts(1, 2));
         let merged = merge_updates(vec![

@@ -199,7 +199,8 @@ pub(crate) async fn upsert_steps(
              op = excluded.op, status = excluded.status, result = excluded.result, \
              error = excluded.error, attempts = MAX(steps.attempts, excluded.attempts), \
              opts = excluded.opts, started_at = COALESCE(steps.started_at, excluded.started_at), \
-             ended_at = excluded.ended_at"
+             ended_at = excluded.ended_at \
+             WHERE steps.status NOT IN ('completed', 'failed')"
         ))
         .bind(s.run_id.to_string())
         .bind(&s.step_id)

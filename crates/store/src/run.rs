@@ -120,7 +120,9 @@ impl std::str::FromStr for StepStatus {
 
 /// A step write: inserted, or merged into the existing row for `(run_id, step_id)`.
 /// On merge every field is overwritten except `started_at` (kept when already set)
-/// and `attempts` (the larger value wins).
+/// and `attempts` (the larger value wins). A memoized step (completed or failed) is
+/// final: later writes to it are ignored, so a commit planned from stale state (two
+/// discoveries racing after parallel steps) can never undo a stored result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepRecord {
     pub run_id: RunId,

@@ -719,6 +719,31 @@ pub async fn commit_writes_steps_and_run_updates(store: DynStore) {
         "an empty update changes nothing"
     );
 
+    // A memoized result is final: a stale write (planned from old state) is ignored.
+    store
+        .enqueue(vec![NewQueueItem::call(run_id, f, None, at(5))])
+        .await
+        .unwrap();
+    let stale = store
+        .claim(claim(10, 60_000, at(5)))
+        .await
+        .unwrap()
+        .remove(0);
+    let mut commit = done(&stale);
+    commit.steps = vec![
+        step(run_id, "c-step", StepStatus::Planned, None),
+        step(run_id, "a-step", StepStatus::Retrying, None),
+    ];
+    assert_eq!(
+        commit_one(&store, commit, at(5)).await,
+        CommitResult::Applied
+    );
+    assert_eq!(
+        store.list_steps(run_id).await.unwrap(),
+        steps,
+        "completed and failed steps keep their results"
+    );
+
     let state = store.run_state(run_id).await.unwrap();
     assert_eq!(state.run.id, run_id);
     assert_eq!(
