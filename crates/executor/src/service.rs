@@ -434,8 +434,61 @@ impl Dispatch for Executor {
         }
         match item.kind {
             QueueKind::Call => self.call(item, lease, state).await,
+            QueueKind::Wake => self.wake(item, lease, state).await,
             _ => outcome::resume(&item, lease, &state, Millis::now()),
         }
+    }
+}
+
+impl Executor {
+    /// A sleep has ended: memoize `null` for its step and continue the run in the same
+    /// dispatch, so a timer costs one claim, not two (sleeps wake on time). The memo
+    /// rides in the call's commit; when that call is retried, the retried wake
+    /// memoizes again (a no-op: memoized results are final) and calls again.
+    async fn wake(&self, item: QueueItem, lease: LeaseRef, mut state: RunState) -> Commit {
+        let now = Millis::now();
+        let memo = outcome::resume(&item, lease, &state, now);
+        let Some(record) = memo.steps.first().cloned() else {
+            return memo;
+        };
+        match state.steps.iter_mut().find(|s| s.step_id == record.step_id) {
+            Some(step) if step.status.is_memoized() => {}
+            Some(step) => {
+                step.status = record.status;
+                step.result = record.result.clone();
+                step.ended_at = record.ended_at;
+            }
+            None => state.steps.push(sluice_store::Step {
+                run_id: record.run_id,
+                step_id: record.step_id.clone(),
+                name: record.name.clone(),
+                op: record.op.clone(),
+                status: record.status,
+                result: record.result.clone(),
+                error: None,
+                attempts: record.attempts,
+                opts: record.opts.clone(),
+                created_at: now,
+                started_at: record.started_at,
+                ended_at: record.ended_at,
+            }),
+        }
+        // Memoized steps first, in completion order (what the SDK's stack expects).
+        state.steps.sort_by_key(|s| {
+            (
+                !s.status.is_memoized(),
+                s.ended_at.unwrap_or(Millis(i64::MAX)),
+            )
+        });
+        let discovery = QueueItem {
+            kind: QueueKind::Call,
+            step_id: None,
+            payload: Value::Null,
+            ..item
+        };
+        let mut commit = self.call(discovery, lease, state).await;
+        commit.steps.insert(0, record);
+        commit
     }
 }
 
