@@ -1,11 +1,13 @@
-//! The function endpoint the server calls: three functions answering at once, and a
-//! [`Recorder`] of when each run's calls arrived.
+//! The function endpoint the server calls: three functions built on the Rust SDK
+//! (`sluice-sdk`) and a [`Recorder`] of when each run's calls arrived.
 //!
-//! The SDK crate (`sluice-sdk`) has no serve handler yet, so this is a minimal
-//! hand-rolled axum handler speaking the wire protocol: a new step is answered with
-//! `206 [op]`, a finished function with `200`, and every reply carries
-//! `x-inngest-sdk`. With a signing key (the server's `start` mode) it checks each
-//! call's `x-inngest-signature` and signs its replies, as SDKs do.
+//! The functions are ordinary [`sluice_sdk::Function`]s served by
+//! [`sluice_sdk::App::router`]; the app registers itself the way SDKs do, through a
+//! sync `PUT` to its serve URL ([`Endpoint::sync`]), after which the SDK posts its
+//! register body to the server's `/fn/register`. With a signing key (the server's
+//! `start` mode) the SDK runs in cloud mode: it verifies every call's signature and
+//! signs its replies. A thin axum middleware around the SDK's router timestamps each
+//! call and reads only the event's `data.n` from the body, the key of the recorder.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -13,17 +15,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use anyhow::{Context, Result, bail};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::{Value, json};
-use sluice_protocol::{SigningKey, signing, step_id_hash};
+use sluice_sdk::{App, Client, Config, Input, Mode, Step, Trigger};
+
+use crate::client::Conn;
 
 /// The app id the endpoint registers under.
 pub const APP_ID: &str = "bench";
@@ -35,7 +37,6 @@ pub const SLEEP: Duration = Duration::from_secs(2);
 pub const TEN: usize = 10;
 /// A wait gives up when no call has arrived for this long (longer than [`SLEEP`]).
 pub const STALL: Duration = Duration::from_secs(10);
-const SDK_HEADER: &str = "rust:v0.1.0-bench";
 
 /// The benchmark's functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +61,6 @@ impl Function {
         }
     }
 
-    /// The composite id the server calls with (`fnId=`).
-    fn slug(self) -> String {
-        format!("{APP_ID}-{}", self.id())
-    }
-
     /// The event name that triggers the function.
     pub fn event(self) -> &'static str {
         match self {
@@ -73,6 +69,43 @@ impl Function {
             Function::TenSteps => "bench/ten-steps",
         }
     }
+
+    /// The function as the SDK serves it (no retries: a failure would skew a figure).
+    fn sdk(self) -> sluice_sdk::Function {
+        let builder = sluice_sdk::Function::new(self.id())
+            .trigger(Trigger::event(self.event()))
+            .retries(0);
+        match self {
+            Function::OneStep => builder.handler(one_step),
+            Function::Sleep => builder.handler(sleep),
+            Function::TenSteps => builder.handler(ten_steps),
+        }
+    }
+}
+
+/// The event data is not needed by the functions; `IgnoredAny` skips decoding it.
+type Ignored = Input<IgnoredAny>;
+
+/// A step's work: nothing, at once.
+async fn done() -> sluice_sdk::Result<bool> {
+    Ok(true)
+}
+
+async fn one_step(_: Ignored, step: Step) -> sluice_sdk::Result<()> {
+    step.run("s", done).await?;
+    Ok(())
+}
+
+async fn sleep(_: Ignored, step: Step) -> sluice_sdk::Result<()> {
+    step.sleep("z", SLEEP).await?;
+    Ok(())
+}
+
+async fn ten_steps(_: Ignored, step: Step) -> sluice_sdk::Result<()> {
+    for i in 0..TEN {
+        step.run(&format!("s{i}"), done).await?;
+    }
+    Ok(())
 }
 
 /// When the calls of one run (keyed by the event's `data.n`) reached the endpoint.
@@ -144,121 +177,10 @@ impl Recorder {
     }
 }
 
-/// Replies prepared once: the op lists and step ids.
-#[derive(Debug)]
-struct Script {
-    one_step_id: String,
-    one_step_reply: Bytes,
-    sleep_id: String,
-    sleep_reply: Bytes,
-    ten_ids: Vec<String>,
-    ten_replies: Vec<Bytes>,
-}
-
-impl Script {
-    fn new() -> Self {
-        let step_run = |name: &str| {
-            json!([{ "op": "StepRun", "id": step_id_hash(name, 0), "name": name,
-                     "displayName": name, "opts": {}, "userland": { "id": name },
-                     "data": { "ok": true } }])
-        };
-        let bytes = |v: Value| Bytes::from(serde_json::to_vec(&v).expect("json"));
-        let ten_names: Vec<String> = (0..TEN).map(|i| format!("s{i}")).collect();
-        Self {
-            one_step_id: step_id_hash("s", 0),
-            one_step_reply: bytes(step_run("s")),
-            sleep_id: step_id_hash("z", 0),
-            sleep_reply: bytes(json!([{ "op": "Sleep", "id": step_id_hash("z", 0),
-                "name": "2s", "displayName": "z", "opts": {}, "userland": { "id": "z" },
-                "data": null }])),
-            ten_ids: ten_names.iter().map(|n| step_id_hash(n, 0)).collect(),
-            ten_replies: ten_names.iter().map(|n| bytes(step_run(n))).collect(),
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Shared {
-    recorder: Arc<Recorder>,
-    script: Script,
-    key: Option<SigningKey>,
-}
-
-/// The running endpoint.
-#[derive(Debug)]
-pub struct Endpoint {
-    /// The serve URL to register (`http://127.0.0.1:<port>/api/inngest`).
-    pub url: String,
-    /// Arrival times of calls.
-    pub recorder: Arc<Recorder>,
-}
-
-impl Endpoint {
-    /// Serves on a free loopback port (IPv4 and, when available, the same port on IPv6:
-    /// the server normalises `127.0.0.1` to `localhost`, which may resolve to `::1`).
-    /// With `key`, calls must be signed with it and replies are signed with it.
-    pub async fn start(key: Option<SigningKey>) -> Result<Self> {
-        let recorder = Arc::new(Recorder::default());
-        let shared = Arc::new(Shared {
-            recorder: recorder.clone(),
-            script: Script::new(),
-            key,
-        });
-        let app = Router::new()
-            .route(SERVE_PATH, post(call))
-            .with_state(shared);
-        let v4 = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .context("cannot bind the endpoint")?;
-        let port = v4.local_addr()?.port();
-        if let Ok(v6) =
-            tokio::net::TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port))).await
-        {
-            let app = app.clone();
-            tokio::spawn(async move { axum::serve(v6, app).await });
-        }
-        tokio::spawn(async move { axum::serve(v4, app).await });
-        Ok(Self {
-            url: format!("http://127.0.0.1:{port}{SERVE_PATH}"),
-            recorder,
-        })
-    }
-
-    /// The body an SDK would POST to `/fn/register` for this endpoint.
-    pub fn register_body(&self) -> Value {
-        let functions: Vec<Value> = Function::ALL
-            .iter()
-            .map(|f| {
-                json!({
-                    "id": f.slug(),
-                    "name": f.id(),
-                    "triggers": [{ "event": f.event() }],
-                    "steps": { "step": { "id": "step", "name": "step",
-                        "runtime": { "type": "http",
-                                     "url": format!("{}?fnId={}&stepId=step", self.url, f.slug()) },
-                        "retries": { "attempts": 0 } } },
-                })
-            })
-            .collect();
-        json!({
-            "url": self.url, "deployType": "ping", "framework": "axum", "appName": APP_ID,
-            "sdk": "rust:v0.1.0", "v": "0.1", "capabilities": { "trust_probe": "v1" },
-            "functions": functions,
-        })
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct CallQuery {
-    #[serde(rename = "fnId")]
-    fn_id: String,
-}
-
+/// The part of a call body the recorder reads: `event.data.n`.
 #[derive(Debug, Deserialize)]
 struct CallBody {
     event: CallEvent,
-    #[serde(default)]
-    steps: HashMap<String, IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,104 +193,191 @@ struct CallData {
     n: u64,
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+/// Timestamps a `POST` call around the SDK's handling of it; records it when the SDK
+/// answered `206` (a step) or `200` (the function returned).
+async fn record(State(recorder): State<Arc<Recorder>>, request: Request, next: Next) -> Response {
+    let arrived = Instant::now();
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+    };
+    let n = serde_json::from_slice::<CallBody>(&bytes)
+        .ok()
+        .map(|c| c.event.data.n);
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let status = response.status();
+    if let Some(n) = n
+        && (status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT)
+    {
+        recorder.record(n, arrived, status == StatusCode::OK);
+    }
+    response
 }
 
-async fn call(
-    State(shared): State<Arc<Shared>>,
-    Query(query): Query<CallQuery>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let arrived = Instant::now();
-    if let Some(key) = &shared.key {
-        let signature = headers
-            .get("x-inngest-signature")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let keys = std::slice::from_ref(key);
-        if signing::verify(signature, &body, keys, unix_now(), Some(300)).is_err() {
-            return (StatusCode::UNAUTHORIZED, r#"{"message":"Unauthorized"}"#).into_response();
+/// The running endpoint.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// The serve URL the app registers (`http://127.0.0.1:<port>/api/inngest`).
+    pub url: String,
+    /// The address it listens on (IPv4).
+    pub addr: SocketAddr,
+    /// Arrival times of calls.
+    pub recorder: Arc<Recorder>,
+}
+
+impl Endpoint {
+    /// Serves the app on a free loopback port (IPv4 and, when available, the same port
+    /// on IPv6: the server normalises `127.0.0.1` to `localhost`, which may resolve to
+    /// `::1`). `api_origin` is the server's URL (`http://127.0.0.1:<port>`), where the
+    /// sync registers. With `signing_key` the SDK is in cloud mode (calls must be
+    /// signed with it, replies are signed with it); without, in dev mode.
+    pub async fn start(api_origin: &str, signing_key: Option<&str>) -> Result<Self> {
+        let v4 = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .context("cannot bind the endpoint")?;
+        let addr = v4.local_addr()?;
+        let origin = format!("http://127.0.0.1:{}", addr.port());
+        let config = Config::new(APP_ID)
+            .api_base_url(api_origin)
+            .event_api_base_url(api_origin)
+            .serve_origin(&origin)
+            .serve_path(SERVE_PATH);
+        let config = match signing_key {
+            Some(key) => config.mode(Mode::Cloud).signing_key(key),
+            None => config.mode(Mode::Dev),
+        };
+        let recorder = Arc::new(Recorder::default());
+        let app = Function::ALL
+            .into_iter()
+            .fold(App::new(Client::new(config)), |app, f| {
+                app.function(f.sdk())
+            })
+            .router()
+            .layer(middleware::from_fn_with_state(recorder.clone(), record));
+        if let Ok(v6) =
+            tokio::net::TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port())))
+                .await
+        {
+            let app = app.clone();
+            tokio::spawn(async move { axum::serve(v6, app).await });
         }
+        tokio::spawn(async move { axum::serve(v4, app).await });
+        Ok(Self {
+            url: format!("{origin}{SERVE_PATH}"),
+            addr,
+            recorder,
+        })
     }
-    let Some(function) = Function::ALL.into_iter().find(|f| f.slug() == query.fn_id) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "unknown fnId").into_response();
-    };
-    let call: CallBody = match serde_json::from_slice(&body) {
-        Ok(call) => call,
-        Err(err) => return (StatusCode::BAD_REQUEST, err.to_string()).into_response(),
-    };
-    let script = &shared.script;
-    let next: Option<Bytes> = match function {
-        Function::OneStep => {
-            (!call.steps.contains_key(&script.one_step_id)).then(|| script.one_step_reply.clone())
+
+    /// Syncs the app as a user would after deploying: `PUT` to its serve URL, and the
+    /// SDK registers its functions with the server (`POST /fn/register`, with the
+    /// signing key's Bearer hash in cloud mode). Fails unless the sync answered `200`.
+    pub async fn sync(&self) -> Result<()> {
+        let mut conn = Conn::connect(self.addr).await?;
+        let reply = conn.request("PUT", SERVE_PATH, &[], &[]).await?;
+        if reply.status != 200 {
+            bail!(
+                "the sync (PUT {}) answered {}: {}",
+                self.url,
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            );
         }
-        Function::Sleep => {
-            (!call.steps.contains_key(&script.sleep_id)).then(|| script.sleep_reply.clone())
-        }
-        Function::TenSteps => script
-            .ten_ids
-            .iter()
-            .position(|id| !call.steps.contains_key(id))
-            .map(|k| script.ten_replies[k].clone()),
-    };
-    let (status, body) = match next {
-        Some(ops) => (StatusCode::PARTIAL_CONTENT, ops),
-        None => (StatusCode::OK, Bytes::from_static(b"null")),
-    };
-    shared
-        .recorder
-        .record(call.event.data.n, arrived, status == StatusCode::OK);
-    let signature = shared
-        .key
-        .as_ref()
-        .map(|key| signing::sign(&body, key, unix_now()));
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    if let Some(signature) = signature.and_then(|s| HeaderValue::from_str(&s).ok()) {
-        headers.insert("x-inngest-signature", signature);
+        Ok(())
     }
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert("x-inngest-sdk", HeaderValue::from_static(SDK_HEADER));
-    headers.insert("x-inngest-req-version", HeaderValue::from_static("1"));
-    response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Conn;
+    use axum::Json;
+    use axum::http::HeaderMap;
+    use axum::routing::post;
+    use serde_json::{Value, json};
+    use sluice_protocol::{SigningKey, signing, step_id_hash, to_canonical_vec};
 
+    /// What a fake server's `/fn/register` received: the `authorization` header and body.
+    type Registered = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
+    /// A stand-in for the server's `/fn/register`; returns its origin and what it got.
+    async fn fake_server() -> (String, Registered) {
+        let got: Registered = Arc::default();
+        let sink = got.clone();
+        let app = axum::Router::new().route(
+            "/fn/register",
+            post(
+                move |headers: HeaderMap, Json(body): Json<Value>| async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    sink.lock().unwrap().push((auth, body));
+                    Json(json!({ "ok": true, "modified": true }))
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (origin, got)
+    }
+
+    /// A call body as the executor sends it, in canonical JSON (what gets signed).
     fn call_body(n: u64, steps: &[String]) -> Vec<u8> {
         let steps: serde_json::Map<String, Value> = steps
             .iter()
-            .map(|id| (id.clone(), json!({ "data": { "ok": true } })))
+            .map(|id| (id.clone(), json!({ "data": true })))
             .collect();
-        serde_json::to_vec(
-            &json!({ "ctx": { "run_id": "r" }, "event": { "data": { "n": n } },
-            "events": [], "steps": steps, "use_api": false, "version": -1 }),
-        )
-        .unwrap()
+        to_canonical_vec(&json!({
+            "ctx": { "run_id": "01J0000000000000000000000R", "attempt": 0,
+                     "disable_immediate_execution": false, "use_api": false },
+            "event": { "name": "bench/x", "data": { "n": n } },
+            "events": [], "steps": steps, "use_api": false, "version": 1,
+        }))
     }
 
-    /// Drives each function through its calls as the executor would and checks the
-    /// replies and the recorded trace.
+    fn path(function: Function) -> String {
+        format!("{SERVE_PATH}?fnId={APP_ID}-{}&stepId=step", function.id())
+    }
+
+    /// Syncs through the SDK, then drives each function through its calls as the
+    /// executor would and checks the replies and the recorded trace.
     #[tokio::test]
-    async fn functions_answer_step_by_step_and_record_arrivals() {
-        let endpoint = Endpoint::start(None).await.unwrap();
-        let addr: SocketAddr = endpoint.url["http://".len()..]
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let mut conn = Conn::connect(addr).await.unwrap();
+    async fn sdk_functions_sync_answer_step_by_step_and_record_arrivals() {
+        let (origin, registered) = fake_server().await;
+        let endpoint = Endpoint::start(&origin, None).await.unwrap();
+        endpoint.sync().await.unwrap();
+        {
+            let registered = registered.lock().unwrap();
+            let [(auth, body)] = registered.as_slice() else {
+                panic!("one register expected, got {registered:?}");
+            };
+            assert_eq!(*auth, None, "dev mode sends no key");
+            assert_eq!(body["url"], endpoint.url);
+            assert_eq!(body["appName"], APP_ID);
+            let functions = body["functions"].as_array().unwrap();
+            let ids: Vec<&str> = functions
+                .iter()
+                .map(|f| f["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, ["bench-one-step", "bench-sleep", "bench-ten-steps"]);
+            assert_eq!(functions[1]["triggers"][0]["event"], "bench/sleep");
+            let url = functions[0]["steps"]["step"]["runtime"]["url"]
+                .as_str()
+                .unwrap();
+            assert!(url.starts_with(&endpoint.url), "{url}");
+            assert!(url.contains("fnId=bench-one-step"), "{url}");
+        }
+
+        let mut conn = Conn::connect(endpoint.addr).await.unwrap();
         let ten: Vec<String> = (0..TEN)
             .map(|i| step_id_hash(&format!("s{i}"), 0))
             .collect();
@@ -378,7 +387,7 @@ mod tests {
                 Function::OneStep,
                 1,
                 vec![
-                    (vec![], 206, "StepRun"),
+                    (vec![], 206, "\"StepRun\""),
                     (vec![step_id_hash("s", 0)], 200, "null"),
                 ],
             ),
@@ -401,22 +410,26 @@ mod tests {
             ),
         ];
         for (function, n, calls) in &cases {
+            assert!(endpoint.recorder.trace(*n).is_none());
             for (steps, status, needle) in calls {
-                let path = format!("{SERVE_PATH}?fnId={}&stepId=step", function.slug());
                 let reply = conn
-                    .request("POST", &path, &[], &call_body(*n, steps))
+                    .request("POST", &path(*function), &[], &call_body(*n, steps))
                     .await
                     .unwrap();
-                let body = String::from_utf8(reply.body).unwrap();
+                let body = String::from_utf8(reply.body.clone()).unwrap();
                 assert_eq!(reply.status, *status, "{function:?} {body}");
                 assert!(body.contains(needle), "{function:?}: {body} lacks {needle}");
+                assert!(reply.header("x-inngest-sdk").is_some());
             }
             let trace = endpoint.recorder.trace(*n).unwrap();
             assert!(trace.first_call.unwrap() <= trace.first_reply.unwrap());
             assert!(trace.first_reply.unwrap() <= trace.second_call.unwrap());
-            assert!(trace.finished.is_some());
+            assert!(trace.second_call.unwrap() <= trace.finished.unwrap());
         }
         assert_eq!(endpoint.recorder.finished(), 3);
+        assert_eq!(endpoint.recorder.calls.load(Ordering::Relaxed), 7);
+
+        // An unknown function is the SDK's 500 and is not recorded.
         let unknown = conn
             .request(
                 "POST",
@@ -427,30 +440,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(unknown.status, 500);
-        let register = endpoint.register_body();
-        assert_eq!(register["functions"].as_array().unwrap().len(), 3);
-        assert!(
-            register["functions"][0]["steps"]["step"]["runtime"]["url"]
-                .as_str()
-                .unwrap()
-                .ends_with("?fnId=bench-one-step&stepId=step")
-        );
+        assert!(endpoint.recorder.trace(9).is_none());
     }
 
-    /// With a key, unsigned or wrongly signed calls are refused and replies are signed.
+    /// In cloud mode the SDK refuses unsigned, wrongly or stalely signed calls (not
+    /// recorded), signs its replies, and syncs with the key's Bearer hash.
     #[tokio::test]
-    async fn signed_mode_checks_calls_and_signs_replies() {
-        let key = SigningKey::new("signkey-test-00ff00ff").unwrap();
+    async fn cloud_mode_verifies_calls_signs_replies_and_syncs_with_the_key() {
+        let raw = "signkey-test-00ff00ff";
+        let key = SigningKey::new(raw).unwrap();
         let other = SigningKey::new("signkey-test-11ee11ee").unwrap();
-        let endpoint = Endpoint::start(Some(key.clone())).await.unwrap();
-        let addr: SocketAddr = endpoint.url["http://".len()..]
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let mut conn = Conn::connect(addr).await.unwrap();
-        let path = format!("{SERVE_PATH}?fnId=bench-one-step&stepId=step");
+        let (origin, registered) = fake_server().await;
+        let endpoint = Endpoint::start(&origin, Some(raw)).await.unwrap();
+        endpoint.sync().await.unwrap();
+        let auth = registered.lock().unwrap()[0].0.clone();
+        assert_eq!(auth, Some(format!("Bearer {}", key.bearer().unwrap())));
+
+        let mut conn = Conn::connect(endpoint.addr).await.unwrap();
         let body = call_body(1, &[]);
         let now = unix_now();
         let cases = [
@@ -465,13 +471,23 @@ mod tests {
                 .map(|s| ("x-inngest-signature", s))
                 .into_iter()
                 .collect();
+            let path = path(Function::OneStep);
             let reply = conn.request("POST", &path, &headers, &body).await.unwrap();
             assert_eq!(reply.status, status, "{signature:?}");
+            let trace = endpoint.recorder.trace(1);
+            assert_eq!(trace.is_some(), status == 206, "{signature:?}");
             if status == 206 {
                 let sig = reply.header("x-inngest-signature").unwrap();
                 let keys = std::slice::from_ref(&key);
-                assert!(signing::verify(sig, &reply.body, keys, unix_now(), Some(60)).is_ok());
+                let now = unix_now();
+                assert!(signing::verify(sig, &reply.body, keys, now, Some(60)).is_ok());
             }
         }
+    }
+
+    fn unix_now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
     }
 }

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
-use sluice_protocol::SigningKey;
 
-use crate::client::{Conn, Pool};
+use crate::client::Pool;
 use crate::endpoint::{Endpoint, Function, Recorder, SLEEP};
 use crate::load::{self, IngestOutcome, IngestParams};
 use crate::server::{self, Backend, EVENT_KEY, SIGNING_KEY, Server};
@@ -248,11 +247,9 @@ pub async fn run(ctx: &Context, backend: &Backend) -> StoreResults {
         load::ingest(&ingest(s.batch)).await,
     );
 
-    let key = server
-        .keyed
-        .then(|| SigningKey::new(SIGNING_KEY).ok())
-        .flatten();
-    let endpoint = match Endpoint::start(key).await {
+    let api_origin = format!("http://{}", server.addr);
+    let key = server.keyed.then_some(SIGNING_KEY);
+    let endpoint = match Endpoint::start(&api_origin, key).await {
         Ok(e) => e,
         Err(err) => {
             r.notes.push(format!("endpoint: {err:#}"));
@@ -260,7 +257,7 @@ pub async fn run(ctx: &Context, backend: &Backend) -> StoreResults {
             return r;
         }
     };
-    if keep(&mut r.notes, "register", register(&server, &endpoint).await).is_some() {
+    if keep(&mut r.notes, "sync", endpoint.sync().await).is_some() {
         let pool = Arc::new(Pool::new(server.addr));
         measure_runs(ctx, &server, &endpoint, &pool, &path, &mut r).await;
     }
@@ -376,36 +373,6 @@ async fn measure_runs(
 /// A pause between measurements, so the server's last commits land first.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(500)).await;
-}
-
-/// Registers the endpoint's app as an SDK would after a sync `PUT`.
-async fn register(server: &Server, endpoint: &Endpoint) -> Result<()> {
-    let bearer = if server.keyed {
-        Some(format!(
-            "Bearer {}",
-            SigningKey::new(SIGNING_KEY)?.bearer()?
-        ))
-    } else {
-        None
-    };
-    let headers: Vec<(&str, &str)> = bearer
-        .as_deref()
-        .map(|b| ("authorization", b))
-        .into_iter()
-        .collect();
-    let body = serde_json::to_vec(&endpoint.register_body())?;
-    let mut conn = Conn::connect(server.addr).await?;
-    let reply = conn
-        .request("POST", "/fn/register", &headers, &body)
-        .await?;
-    if reply.status != 200 {
-        bail!(
-            "register answered {}: {}",
-            reply.status,
-            String::from_utf8_lossy(&reply.body)
-        );
-    }
-    Ok(())
 }
 
 /// Sends one event per key (batches of 100, 4 requests at a time) and waits for every
