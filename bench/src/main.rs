@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`client`] — a minimal HTTP/1.1 keep-alive client (cheap per request).
-//! - [`endpoint`] — the function endpoint (three functions) and its call recorder.
+//! - [`endpoint`] — the function endpoint (three `sluice-sdk` functions) and its call recorder.
 //! - [`load`] — closed-loop ingest, bulk sends and paced sends.
 //! - [`server`] — the `sluice` process under test and `/proc` readings.
 //! - [`peer`] — pgbench and graphile-worker.
