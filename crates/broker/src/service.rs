@@ -20,8 +20,14 @@ pub struct BrokerOptions {
     /// Soft cap on the events one group commit writes.
     pub max_batch_events: usize,
     /// Writer tasks committing in parallel; `None` picks 1 for SQLite (one writer
-    /// anyway) and 4 for Postgres.
+    /// anyway) and 2 for Postgres. Measured on 2 cores with 16 single-event clients:
+    /// 1 writer 7.5k events/s, 2 writers 7.2k, 4 writers 6.4k; with 100-event requests
+    /// 62k, 75k and 84k: 2 balances small and large requests.
     pub writers: Option<usize>,
+    /// How long a writer that found few pending requests waits for more to join its
+    /// transaction. Zero (the default) measured best: requests queue up behind the
+    /// commit in flight anyway.
+    pub linger: Duration,
     /// Ingest requests waiting for a writer before senders wait too.
     pub queue_capacity: usize,
 }
@@ -32,6 +38,7 @@ impl Default for BrokerOptions {
             registry_check: DEFAULT_CHECK_INTERVAL,
             max_batch_events: 2_000,
             writers: None,
+            linger: Duration::ZERO,
             queue_capacity: 16_384,
         }
     }
@@ -58,6 +65,7 @@ struct Shared {
     store: DynStore,
     registry: RegistryCache,
     max_batch_events: usize,
+    linger: Duration,
 }
 
 #[derive(Debug)]
@@ -87,12 +95,13 @@ impl Broker {
         let registry = RegistryCache::load(store.clone(), options.registry_check).await?;
         let writers = options.writers.unwrap_or(match store.backend() {
             Backend::Sqlite => 1,
-            Backend::Postgres => 4,
+            Backend::Postgres => 2,
         });
         let shared = Arc::new(Shared {
             store,
             registry,
             max_batch_events: options.max_batch_events.max(1),
+            linger: options.linger,
         });
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
         let rx = Arc::new(Mutex::new(rx));
@@ -153,14 +162,20 @@ async fn write_loop(shared: Arc<Shared>, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) 
             };
             let mut count = first.events.len();
             let mut batch = vec![first];
+            // Take what is pending; then, holding the queue while the other writers
+            // commit, wait up to `linger` for more to join this transaction.
+            let deadline = tokio::time::Instant::now() + shared.linger;
             while count < shared.max_batch_events {
-                match rx.try_recv() {
-                    Ok(job) => {
-                        count += job.events.len();
-                        batch.push(job);
-                    }
-                    Err(_) => break,
-                }
+                let job = match rx.try_recv() {
+                    Ok(job) => job,
+                    Err(_) if shared.linger.is_zero() => break,
+                    Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(job)) => job,
+                        _ => break,
+                    },
+                };
+                count += job.events.len();
+                batch.push(job);
             }
             batch
         };
