@@ -153,8 +153,17 @@ async fn get_event(State(state): State<AppState>, Path(id): Path<String>) -> Res
     Ok(Json(event_json(&state, event).await?))
 }
 
-/// `GET /v1/runs?status=&function=&after=&before=&cursor=&limit=`.
+/// `GET /v1/runs?status=&function=&after=&before=&q=&cursor=&limit=`.
 async fn list_runs(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>> {
+    let filter = run_filter(&state, raw).await?;
+    let page = state.store.list_runs(filter).await?;
+    Ok(Json(json!({ "items": page.items, "next": page.next })))
+}
+
+/// The run filter a query string asks for: `status` (repeatable or comma-separated),
+/// `function` (slug or id), `after`/`before` (epoch ms or RFC 3339), `q` (a run id, an
+/// event id, or part of an event name), `cursor`, `limit`.
+pub(crate) async fn run_filter(state: &AppState, raw: Option<String>) -> Result<RunFilter> {
     let params = Params::new(raw);
     let statuses = params
         .all("status")
@@ -175,16 +184,19 @@ async fn list_runs(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Re
             Err(_) => Some(state.store.get_function_by_slug(f).await?.id),
         },
     };
-    let filter = RunFilter {
+    Ok(RunFilter {
         statuses,
         function_id,
         created_after: params.time("after")?,
         created_before: params.time("before")?,
+        search: params
+            .one("q")
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(String::from),
         cursor: params.parsed("cursor")?,
         limit: params.limit()?,
-    };
-    let page = state.store.list_runs(filter).await?;
-    Ok(Json(json!({ "items": page.items, "next": page.next })))
+    })
 }
 
 /// A run with its triggering events.

@@ -28,8 +28,15 @@ async fn api(options: ApiOptions) -> Api {
     let broker = Broker::start(store.clone(), BrokerOptions::default())
         .await
         .unwrap();
+    // An executor for run actions; no scheduler runs, so runs stay queued.
+    let executor = sluice_executor::Executor::new(
+        sluice_executor::ExecutorOptions::default(),
+        store.clone(),
+        Arc::new(broker.clone()),
+    )
+    .unwrap();
     Api {
-        router: router(AppState::new(store.clone(), broker, options)),
+        router: router(AppState::new(store.clone(), broker, options).with_executor(executor)),
         store,
     }
 }
@@ -818,6 +825,9 @@ async fn read_api_invoke_and_openapi() {
         "/v1/runs",
         "/v1/runs/{id}",
         "/v1/runs/{id}/steps",
+        "/v1/runs/cancel",
+        "/v1/runs/rerun",
+        "/dev",
     ] {
         assert!(paths.contains_key(path), "{path} missing from openapi.json");
     }
@@ -879,4 +889,62 @@ async fn dev_info_lists_functions_in_dev_mode_only() {
     .await;
     let (status, _) = api_start.get("/dev").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn runs_are_searched_and_acted_on_by_filter() {
+    let api = api(ApiOptions::default()).await;
+    api.post("/fn/register", ts_register("shop", shop_functions()))
+        .await;
+    for total in [1, 2, 3] {
+        let (status, _) = api
+            .post(
+                "/e/k",
+                format!(r#"{{"name":"shop/order","data":{{"total":{total}}}}}"#),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (_, other) = api.post("/e/k", r#"{"name":"other/thing"}"#).await;
+    let other_id = other["ids"][0].as_str().unwrap().to_owned();
+
+    // `q` searches event names and ids.
+    let (_, found) = api.get("/v1/runs?q=shop/ord").await;
+    assert_eq!(
+        found["items"].as_array().unwrap().len(),
+        6,
+        "all + wild × 3"
+    );
+    let (_, found) = api.get(&format!("/v1/runs?q={other_id}")).await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+
+    // Cancel everything matching a filter, and only that.
+    let (status, reply) = api.post("/v1/runs/cancel?function=shop-all", "").await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(
+        (reply["matched"].clone(), reply["cancelled"].clone()),
+        (json!(3), json!(3))
+    );
+    let (_, left) = api.get("/v1/runs?status=queued").await;
+    assert_eq!(
+        left["items"].as_array().unwrap().len(),
+        4,
+        "wild × 3 + other"
+    );
+
+    // Rerun everything matching: new runs of the same events.
+    let (status, reply) = api
+        .post("/v1/runs/rerun?function=shop-all&status=cancelled", "")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["rerun"], json!(3));
+    let (_, all_runs) = api.get("/v1/runs?function=shop-all").await;
+    let items = all_runs["items"].as_array().unwrap();
+    assert_eq!(items.len(), 6);
+    assert_eq!(
+        items.iter().filter(|r| r["rerun_of"].is_string()).count(),
+        3
+    );
+    let (status, reply) = api.post("/v1/runs/cancel?status=bogus", "").await;
+    assert_error(status, &reply, 400, "invalid_query");
 }

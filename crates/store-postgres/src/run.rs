@@ -290,6 +290,9 @@ pub(crate) async fn list(conn: &mut PgConnection, filter: &RunFilter) -> Result<
            AND ($3::bigint IS NULL OR created_at > $3)
            AND ($4::bigint IS NULL OR created_at < $4)
            AND ($5::text IS NULL OR id < $5)
+           AND ($7::text IS NULL OR id = $7 OR EXISTS (
+                SELECT 1 FROM run_events re JOIN events e ON e.id = re.event_id
+                WHERE re.run_id = runs.id AND (e.id = $7 OR strpos(e.name, $7) > 0)))
          ORDER BY id DESC
          LIMIT $6",
     )
@@ -299,6 +302,7 @@ pub(crate) async fn list(conn: &mut PgConnection, filter: &RunFilter) -> Result<
     .bind(filter.created_before.map(|m| m.0))
     .bind(filter.cursor.map(|c| c.to_string()))
     .bind(limit + 1)
+    .bind(filter.search.as_deref())
     .fetch_all(&mut *conn)
     .await
     .db()?;

@@ -307,6 +307,18 @@ pub(crate) async fn list(conn: &mut SqliteConnection, f: &RunFilter) -> Result<P
     if let Some(before) = f.created_before {
         qb.push(" AND created_at < ").push_bind(before.0);
     }
+    if let Some(q) = f.search.as_deref() {
+        qb.push(" AND (id = ")
+            .push_bind(q.to_owned())
+            .push(
+                " OR EXISTS (SELECT 1 FROM run_events re JOIN events e ON e.id = re.event_id \
+                 WHERE re.run_id = runs.id AND (e.id = ",
+            )
+            .push_bind(q.to_owned())
+            .push(" OR instr(e.name, ")
+            .push_bind(q.to_owned())
+            .push(") > 0)))");
+    }
     if let Some(cursor) = f.cursor {
         qb.push(" AND id < ").push_bind(cursor.to_string());
     }

@@ -181,6 +181,9 @@ pub struct RunFilter {
     pub function_id: Option<FunctionId>,
     pub created_after: Option<Millis>,
     pub created_before: Option<Millis>,
+    /// Text search: matches a run whose id equals it, or one of whose triggering events
+    /// has this id or a name containing it (case-sensitive).
+    pub search: Option<String>,
     /// Resume after this run id (exclusive), from a previous page's `next`.
     pub cursor: Option<RunId>,
     pub limit: u32,

@@ -1681,6 +1681,55 @@ pub async fn list_runs_filters_and_pages(store: DynStore) {
         .unwrap();
     let want: Vec<RunId> = runs[6..=12].iter().rev().map(|r| r.id).collect();
     assert_eq!(window.items.iter().map(|r| r.id).collect::<Vec<_>>(), want);
+
+    // Text search: a run id, one of its event ids, or part of its event's name.
+    let (order, refund) = (event("shop/order", at(300)), event("shop/refund", at(301)));
+    store
+        .publish(
+            vec![
+                publish(order.clone(), vec![]),
+                publish(refund.clone(), vec![]),
+            ],
+            at(301),
+        )
+        .await
+        .unwrap();
+    let (by_order, by_refund) = (
+        new_run(fa, vec![order.id], at(302)),
+        new_run(fa, vec![refund.id], at(303)),
+    );
+    store
+        .create_runs(vec![by_order.clone(), by_refund.clone()])
+        .await
+        .unwrap();
+    let search = |q: &str| {
+        let store = store.clone();
+        let q = q.to_owned();
+        async move {
+            store
+                .list_runs(RunFilter {
+                    search: Some(q),
+                    limit: 100,
+                    ..RunFilter::default()
+                })
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search("refund").await, vec![by_refund.id], "by event name");
+    assert_eq!(
+        search("shop/").await,
+        vec![by_refund.id, by_order.id],
+        "part of a name"
+    );
+    assert_eq!(search(&order.id.to_string()).await, vec![by_order.id]);
+    assert_eq!(search(&runs[3].id.to_string()).await, vec![runs[3].id]);
+    assert_eq!(search("Shop/").await, Vec::<RunId>::new(), "case-sensitive");
+    assert_eq!(search("nothing-like-it").await, Vec::<RunId>::new());
 }
 
 /// Event listings: newest first, internal events hidden unless asked, filtered by
