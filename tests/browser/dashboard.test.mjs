@@ -137,6 +137,26 @@ describe('dashboard on sluice dev', () => {
     await page.locator('#runs-table tr.row[data-run-status="cancelled"]', { hasText: 'sleeper' }).nth(1).waitFor();
   });
 
+  test('search runs server-side and cancel everything matching the filter', async () => {
+    const until = new Date(Date.now() + 3600_000).toISOString();
+    const events = Array.from({ length: 55 }, (_, i) => ({ name: 'e2e/sleep', data: { until, i } }));
+    const sent = await fetch(`${server.url}/e/any-key`, { method: 'POST', body: JSON.stringify(events) });
+    assert.equal(sent.status, 200);
+    const running = async () => (await (await fetch(`${server.url}/v1/runs?status=running&q=e2e/sleep&limit=200`)).json()).items.length;
+    for (let i = 0; i < 100 && (await running()) < 55; i++) await new Promise((r) => setTimeout(r, 200));
+    assert.ok((await running()) >= 55, 'the sleepers are running');
+
+    await page.goto(`${server.url}/#/runs?status=running`);
+    await page.fill('[data-search]', 'e2e/sleep');
+    await page.locator('.more:not([hidden])').waitFor();
+    await page.locator('#runs-table th.check input[type="checkbox"]').check();
+    await page.locator('[data-action="cancel-matching"]').click();
+    await page.locator('.toast', { hasText: /Cancelled \d+ of \d+ matching/ }).waitFor();
+    assert.equal(await running(), 0, 'every matching run was cancelled, not only the loaded page');
+    await page.locator('#runs-table', { hasText: 'No runs match' }).waitFor();
+    await shot(page, 'runs-bulk-matching');
+  });
+
   test('keyboard: g e goes to events, ? shows help, t toggles the theme', async () => {
     await page.goto(`${server.url}/#/runs`);
     await page.locator('#runs-table').waitFor();

@@ -77,6 +77,9 @@ export const api = {
   steps: async (id) => page(await get(`/v1/runs/${encodeURIComponent(id)}/steps`)).items,
   pending: (id) => get(`/v1/runs/${encodeURIComponent(id)}/pending`),
   cancel: (id) => post(`/v1/runs/${encodeURIComponent(id)}/cancel`),
+  /** Cancel / rerun every run matching a `runs()` filter (server-side, ≤ 10,000). */
+  cancelMatching: (f) => post(`/v1/runs/cancel${qs(f)}`),
+  rerunMatching: (f) => post(`/v1/runs/rerun${qs(f)}`),
   rerun: (id) => post(`/v1/runs/${encodeURIComponent(id)}/rerun`),
 };
 

@@ -23,16 +23,23 @@ export function render(main, _params, query) {
     h('button', { type: 'button', onclick: () => load(true) }, 'Load more'));
   const count = h('span', { class: 'muted' });
   const bulkCount = h('b');
+  // Shown when every loaded row is selected and more pages match: act server-side on
+  // everything matching the filter, not just the loaded rows.
+  const matching = h('span', { class: 'bulk-matching', hidden: true },
+    h('span', { class: 'muted' }, ' · all runs matching the filter: '),
+    h('button', { type: 'button', class: 'danger', 'data-action': 'cancel-matching', onclick: () => actMatching('cancel') }, 'Cancel all'),
+    h('button', { type: 'button', 'data-action': 'rerun-matching', onclick: () => actMatching('rerun') }, 'Rerun all'));
   const bulk = h('div', { class: 'bulk', hidden: true },
     bulkCount, ' selected',
     h('button', { type: 'button', class: 'danger', 'data-action': 'bulk-cancel', onclick: () => bulkAct('cancel') }, 'Cancel'),
     h('button', { type: 'button', 'data-action': 'bulk-rerun', onclick: () => bulkAct('rerun') }, 'Rerun'),
-    h('button', { type: 'button', class: 'link', onclick: () => { state.selected.clear(); draw(); } }, 'Clear'));
+    h('button', { type: 'button', class: 'link', onclick: () => { state.selected.clear(); draw(); } }, 'Clear'),
+    matching);
   const fnSelect = h('select', { 'aria-label': 'Function', onchange: (e) => { state.fn = e.target.value; sync(); load(); } },
     h('option', { value: '' }, 'All functions'));
   const search = h('input', {
     type: 'search', placeholder: 'Search event name, run or event id…', 'data-search': true, value: state.q,
-    oninput: (e) => { state.q = e.target.value; sync(); draw(); },
+    oninput: (e) => { state.q = e.target.value; sync(); draw(); searchLater(); },
   });
   const chips = h('div', { class: 'chips', role: 'group', 'aria-label': 'Status' },
     STATUSES.map((s) => h('button', {
@@ -82,6 +89,7 @@ export function render(main, _params, query) {
     const f = { status: [...state.statuses], cursor };
     if (state.fn) f.function = state.fn;
     if (span) f.after = Date.now() - span;
+    if (state.q.trim()) f.q = state.q.trim();
     return f;
   }
 
@@ -157,6 +165,7 @@ export function render(main, _params, query) {
     more.hidden = !state.next;
     state.selected = new Set([...state.selected].filter((id) => state.runs.some((r) => r.id === id)));
     bulk.hidden = state.selected.size === 0;
+    matching.hidden = !(state.next && rows.length > 0 && rows.every((r) => state.selected.has(r.id)));
     bulkCount.textContent = String(state.selected.size);
     allBox.checked = rows.length > 0 && rows.every((r) => state.selected.has(r.id));
   }
@@ -206,7 +215,22 @@ export function render(main, _params, query) {
     load();
   }
 
+  async function actMatching(action) {
+    const f = filters(undefined);
+    delete f.cursor;
+    try {
+      const resp = await (action === 'cancel' ? api.cancelMatching(f) : api.rerunMatching(f));
+      const n = action === 'cancel' ? resp.cancelled : resp.rerun;
+      toast(`${action === 'cancel' ? 'Cancelled' : 'Reran'} ${n} of ${resp.matched} matching run${resp.matched === 1 ? '' : 's'}${resp.truncated ? ' (the first 10,000; run it again for more)' : ''}`);
+    } catch (e) {
+      toast(`Could not ${action} the matching runs: ${e.message}`, 'error');
+    }
+    state.selected.clear();
+    load();
+  }
+
   const reload = debounce(() => load(), 300);
+  const searchLater = debounce(() => load(), 250);
   load();
   return {
     onNotice(n) {
@@ -214,6 +238,7 @@ export function render(main, _params, query) {
     },
     dispose() {
       reload.cancel();
+      searchLater.cancel();
     },
   };
 }
