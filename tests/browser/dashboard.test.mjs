@@ -149,8 +149,13 @@ describe('dashboard on sluice dev', () => {
     await page.goto(`${server.url}/#/runs?status=running`);
     await page.fill('[data-search]', 'e2e/sleep');
     await page.locator('.more:not([hidden])').waitFor();
-    await page.locator('#runs-table th.check input[type="checkbox"]').check();
-    await page.locator('[data-action="cancel-matching"]').click();
+    // Live reloads redraw the table (and the select-all box): select until it holds.
+    const cancelAll = page.locator('[data-action="cancel-matching"]');
+    for (let i = 0; i < 20 && !(await cancelAll.isVisible()); i++) {
+      await page.locator('#runs-table th.check input[type="checkbox"]').click();
+      await page.waitForTimeout(250);
+    }
+    await cancelAll.click();
     await page.locator('.toast', { hasText: /Cancelled \d+ of \d+ matching/ }).waitFor();
     assert.equal(await running(), 0, 'every matching run was cancelled, not only the loaded page');
     await page.locator('#runs-table', { hasText: 'No runs match' }).waitFor();

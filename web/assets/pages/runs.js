@@ -157,7 +157,8 @@ export function render(main, _params, query) {
     state.seen = new Set([...(state.seen || []), ...rows.map((r) => r.id)]);
     count.textContent = `${rows.length}${state.next ? '+' : ''} run${rows.length === 1 ? '' : 's'}`;
     if (!rows.length) {
-      mount(tbody, h('tr', {}, h('td', { colspan: 7 }, empty(state.runs.length ? 'No runs match these filters.' : 'No runs yet. Send an event to start one.',
+      const filtered = state.runs.length || state.statuses.size || state.fn || state.range !== 'all' || state.q.trim();
+      mount(tbody, h('tr', {}, h('td', { colspan: 7 }, empty(filtered ? 'No runs match these filters.' : 'No runs yet. Send an event to start one.',
         h('a', { href: '#/events' }, 'Go to events')))));
     } else {
       mount(tbody, rows.map((r) => row(r, fresh.includes(r.id), r.id === cursorId)));
@@ -212,6 +213,8 @@ export function render(main, _params, query) {
     toast(`${verb} ${targets.length - failed.length} of ${targets.length} run${targets.length === 1 ? '' : 's'}${failed.length ? `: ${failed[0].error.message}` : ''}`,
       failed.length ? 'error' : 'info');
     state.selected.clear();
+    // A fresh first page: rows kept from later pages would show their old status.
+    state.runs = [];
     load();
   }
 
@@ -226,6 +229,8 @@ export function render(main, _params, query) {
       toast(`Could not ${action} the matching runs: ${e.message}`, 'error');
     }
     state.selected.clear();
+    // A fresh first page: rows kept from later pages would show their old status.
+    state.runs = [];
     load();
   }
 
