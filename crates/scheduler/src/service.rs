@@ -10,7 +10,7 @@
 //!   items whose lease is gone (cancelled runs make no further calls);
 //! - the **rescuer**, under a leader lease: re-queues expired leases, drops expired
 //!   cancel watches;
-//! - the **committers**: group commit (see [`committer`](crate::committer)).
+//! - the **committers**: group commit (the private `committer` module).
 
 use sluice_core::{Millis, QueueItemId};
 use sluice_store::{Claim, Commit, CommitResult, Disposition, DynStore, LeaseRef, QueueItem};

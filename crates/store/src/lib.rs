@@ -1,7 +1,7 @@
 //! Sluice's storage layer: the traits every backend implements, the domain types they
 //! speak, and a backend-neutral [`Error`]. No SQL and no sqlx types live here; each
 //! backend (`sluice-store-sqlite`, `sluice-store-postgres`) is the only place its SQL
-//! lives, and both pass the same conformance suite ([`testing`], feature `testing`).
+//! lives, and both pass the same conformance suite (`testing`, feature `testing`).
 //!
 //! The trait offers use-case methods rather than transactions: a [`Publish`] writes an
 //! event and its whole fan-out in one transaction; a [`Commit`] writes one attempt's
@@ -18,7 +18,7 @@
 //! - [`run`]: runs and steps ([`Run`], [`NewRun`], [`RunUpdate`], [`StepRecord`]).
 //! - [`queue`]: queue items, claims, leases and commits.
 //! - [`wait`]: waits for events, invokes and cancellations.
-//! - [`testing`] (feature `testing`): the conformance suite.
+//! - `testing` (feature `testing`): the conformance suite.
 
 pub mod error;
 pub mod event;
