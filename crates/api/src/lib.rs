@@ -51,14 +51,7 @@ pub async fn serve(
 }
 
 /// How the server runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// `sluice dev`: any event key, no signing keys.
-    #[default]
-    Dev,
-    /// `sluice start`: configured event keys only; SDKs authenticate with the signing key.
-    Start,
-}
+pub use sluice_core::Mode;
 
 /// Bounds on what the events API accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,12 +5,14 @@
 //! - [`expr`]: CEL [`Expression`]s over events (filters, matchers, priorities).
 //! - [`id`]: identifier newtypes (`RunId`, `EventId`, `FunctionId`, …).
 //! - [`retry`]: [`RetryPolicy`] and [`decide`](retry::decide), what follows an attempt.
+//! - [`mode`]: [`Mode`], `sluice dev` or `sluice start`.
 //! - [`run`]: [`RunStatus`], the run state machine.
 //! - [`time`]: [`Millis`], the one time type the store keeps.
 
 pub mod cron;
 pub mod expr;
 pub mod id;
+pub mod mode;
 pub mod retry;
 pub mod run;
 pub mod time;
@@ -18,6 +20,7 @@ pub mod time;
 pub use cron::Schedule;
 pub use expr::Expression;
 pub use id::{AppId, EventId, FunctionId, QueueItemId, RunId, WaitId};
+pub use mode::Mode;
 pub use retry::{AttemptResult, Outcome, RetryPolicy};
 pub use run::RunStatus;
 pub use time::Millis;

@@ -5,15 +5,7 @@ use sluice_protocol::SigningKey;
 use std::time::Duration;
 
 /// Whether calls are signed and SDK replies and requests authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// `sluice dev`: no keys, nothing signed or checked.
-    #[default]
-    Dev,
-    /// `sluice start`: call requests are signed, reply signatures and SDK Bearer
-    /// tokens are checked.
-    Start,
-}
+pub use sluice_core::Mode;
 
 /// Size and count limits on a run. Breaking one fails the run with a clear error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,15 +10,7 @@ use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-/// How the server runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Local development: embedded SQLite, no keys, open dashboard.
-    Dev,
-    /// Production: keys required, dashboard behind auth.
-    Start,
-}
+pub use sluice_core::Mode;
 
 /// Where data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -109,10 +109,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let executor = sluice_executor::Executor::new(
         sluice_executor::ExecutorOptions {
-            mode: match config.mode {
-                Mode::Dev => sluice_executor::Mode::Dev,
-                Mode::Start => sluice_executor::Mode::Start,
-            },
+            mode: config.mode,
             signing_key: keys.first().cloned(),
             signing_key_fallback: keys.get(1).cloned(),
             env: match config.mode {
@@ -158,10 +155,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
 
     let api_options = sluice_api::ApiOptions {
-        mode: match config.mode {
-            Mode::Dev => sluice_api::Mode::Dev,
-            Mode::Start => sluice_api::Mode::Start,
-        },
+        mode: config.mode,
         event_keys: config.event_keys.clone(),
         signing_keys: keys.clone(),
         limits: sluice_api::Limits {
