@@ -1,5 +1,6 @@
 // The dashboard end to end: the real `sluice dev`, the official TS SDK app, headless
-// Chromium. Screenshots go to test-output/screenshots/ (and docs/timeline.png).
+// Chromium. Screenshots go to test-output/screenshots/ (and, with UPDATE_DOCS=1,
+// docs/timeline.png).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync } from 'node:fs';
@@ -87,8 +88,11 @@ describe('dashboard on sluice dev', () => {
     await page.locator('#timeline .tl-step[data-step="a"] .tl-body pre', { hasText: '"v": 2' }).waitFor();
     await page.locator('#run-output pre', { hasText: '"b": 4' }).waitFor();
     await shot(page, 'run-timeline');
-    mkdirSync(path.join(root, 'docs'), { recursive: true });
-    copyFileSync(path.join(shots, 'run-timeline.png'), path.join(root, 'docs/timeline.png'));
+    if (process.env.UPDATE_DOCS) {
+      // `UPDATE_DOCS=1 scripts/browser-test` refreshes the README's screenshot.
+      mkdirSync(path.join(root, 'docs'), { recursive: true });
+      copyFileSync(path.join(shots, 'run-timeline.png'), path.join(root, 'docs/timeline.png'));
+    }
 
     await page.goto(`${server.url}/#/functions/${APP}-chain`);
     await page.locator('#fn-stats').waitFor();
