@@ -3,7 +3,7 @@
 // docs/timeline.png).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { browser, root, sdkApp, shot, shots, sluice } from './harness.mjs';
 
@@ -164,6 +164,20 @@ describe('dashboard on sluice dev', () => {
     assert.equal(await running(), 0, 'every matching run was cancelled, not only the loaded page');
     await page.locator('#runs-table', { hasText: 'No runs match' }).waitFor();
     await shot(page, 'runs-bulk-matching');
+  });
+
+  test('a large payload is truncated with show-all and download', async () => {
+    const big = { name: 'e2e/big', data: { blob: 'x'.repeat(30_000) } };
+    const sent = await fetch(`${server.url}/e/any-key`, { method: 'POST', body: JSON.stringify(big) });
+    assert.equal(sent.status, 200);
+    await page.goto(`${server.url}/#/events`);
+    await page.locator('#events-table tr[data-event-name="e2e/big"]').first().click();
+    const button = page.locator('[data-download]').first();
+    await button.waitFor();
+    const [file] = await Promise.all([page.waitForEvent('download'), button.click()]);
+    assert.match(file.suggestedFilename(), /\.json$/);
+    const body = JSON.parse(readFileSync(await file.path(), 'utf8'));
+    assert.equal(body.data.blob.length, 30_000, 'the whole value, not the truncated view');
   });
 
   test('keyboard: g e goes to events, ? shows help, t toggles the theme', async () => {

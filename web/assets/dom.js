@@ -99,7 +99,7 @@ const LIMIT = 20_000;
 
 /**
  * A JSON value, pretty-printed and coloured. Long values are collapsed; very large
- * ones are truncated with a button to show everything.
+ * ones are truncated, with buttons to show or download everything.
  */
 export function jsonView(value, { open = true, label } = {}) {
   if (value === undefined) return h('span', { class: 'muted' }, 'none');
@@ -112,6 +112,8 @@ export function jsonView(value, { open = true, label } = {}) {
       pre.append(
         h('span', { class: 'muted' }, `\n… ${Math.round((text.length - shown.length) / 1024)} KB more `),
         h('button', { class: 'link', type: 'button', onclick: () => fill(true) }, 'show all'),
+        h('span', { class: 'muted' }, ' · '),
+        h('button', { class: 'link', type: 'button', 'data-download': true, onclick: () => download(text, `${label ?? 'value'}.json`) }, 'download'),
       );
     }
   };
@@ -123,6 +125,16 @@ export function jsonView(value, { open = true, label } = {}) {
   }, 'copy');
   const summary = h('summary', {}, label ?? summarize(value), ` · ${lines} line${lines === 1 ? '' : 's'}`, copy);
   return h('details', { class: 'json-box', open: open && lines <= 40 }, summary, pre);
+}
+
+/** Saves `text` as a file through a short-lived object URL. */
+function download(text, name) {
+  const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+  const a = h('a', { href: url, download: name.replace(/[^\w.-]+/g, '_') });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 function summarize(v) {
