@@ -166,6 +166,14 @@ describe('dashboard on sluice dev', () => {
     await shot(page, 'runs-bulk-matching');
   });
 
+  test('a step that failed then succeeded shows each failed attempt', async () => {
+    await sendEvent('e2e/flaky', {});
+    await openNewestRun('flaky', 'completed');
+    await page.click('#timeline .tl-step[data-step="flaky"] .tl-row');
+    await page.locator('#timeline .tl-attempts li', { hasText: 'first attempt fails' }).waitFor();
+    await shot(page, 'run-retried-step');
+  });
+
   test('a large payload is truncated with show-all and download', async () => {
     const big = { name: 'e2e/big', data: { blob: 'x'.repeat(30_000) } };
     const sent = await fetch(`${server.url}/e/any-key`, { method: 'POST', body: JSON.stringify(big) });

@@ -121,8 +121,19 @@ function stepBody(s, { maxAttempts, created, started, ended }) {
     ended ? h('span', { title: fullTime(ended) }, 'ended ', h('b', {}, clock(ended))) : null,
     started > created ? h('span', {}, 'waited ', h('b', {}, duration(started - created))) : null,
     h('span', {}, 'id ', h('code', {}, s.step_id)));
+  // Every failed attempt, oldest first: the stored history plus the latest error.
+  const failures = s.error && typeof s.error === 'object' && s.error.attempt
+    ? [...(Array.isArray(s.error.history) ? s.error.history : []), s.error]
+    : [];
+  const retries = failures.length
+    ? h('ol', { class: 'tl-attempts', 'data-attempt-errors': failures.length },
+      failures.map((f) => h('li', {},
+        h('b', {}, `attempt ${f.attempt ?? '?'}`), ' ',
+        h('span', { class: 'error-text' }, [f.name, f.message].filter(Boolean).join(': ') || 'failed'))))
+    : null;
   return [
     meta,
+    retries,
     s.opts ? jsonView(s.opts, { label: 'options', open: false }) : null,
     s.error && s.status !== 'failed'
       ? jsonView(s.error, { label: s.status === 'retrying' ? `last attempt's error (will retry)` : 'error of an earlier attempt' })

@@ -321,6 +321,12 @@ impl<'a> Builder<'a> {
             Opcode::StepRun | Opcode::Step | Opcode::StepError | Opcode::StepFailed
         );
         let attempts = if ran { self.a.item.attempt + 1 } else { 1 };
+        let error = match error {
+            Some(e) => Some(self.with_history(&op.id, e, attempts)),
+            // A step that succeeded after failed attempts keeps their errors (timeline).
+            None if status == StepStatus::Completed => self.previous_error(&op.id),
+            None => None,
+        };
         self.commit.steps.push(StepRecord {
             run_id: self.run_id(),
             step_id: op.id.clone(),
@@ -334,6 +340,44 @@ impl<'a> Builder<'a> {
             started_at: Some(self.a.now),
             ended_at: ended.then_some(self.a.now),
         });
+    }
+
+    /// A step's error for the timeline: the latest attempt's error, with `attempt`
+    /// and a `history` of the earlier attempts' errors (`{attempt, name, message}`),
+    /// carried over from what the step stored before.
+    fn with_history(&self, step_id: &str, error: Value, attempt: i32) -> Value {
+        let Value::Object(mut latest) = error else {
+            return error;
+        };
+        let previous = self.previous_error(step_id);
+        let previous = previous.as_ref();
+        let mut history: Vec<Value> = previous
+            .and_then(|p| p.get("history"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(p) = previous.and_then(Value::as_object) {
+            history.push(json!({
+                "attempt": p.get("attempt").cloned().unwrap_or(Value::Null),
+                "name": p.get("name").cloned().unwrap_or(Value::Null),
+                "message": p.get("message").cloned().unwrap_or(Value::Null),
+            }));
+        }
+        latest.insert("attempt".into(), json!(attempt));
+        if !history.is_empty() {
+            latest.insert("history".into(), Value::Array(history));
+        }
+        Value::Object(latest)
+    }
+
+    /// The error the step stored before this attempt, if any.
+    fn previous_error(&self, step_id: &str) -> Option<Value> {
+        self.a
+            .state
+            .steps
+            .iter()
+            .find(|s| s.step_id == step_id)
+            .and_then(|s| s.error.clone())
     }
 
     fn continue_after(&mut self, step_id: &str) {

@@ -523,6 +523,16 @@ async fn step_error_is_retried_and_step_failed_is_stored() {
     let steps = h.store.list_steps(run).await.unwrap();
     let flaky = steps.iter().find(|s| s.step_id == hash("flaky")).unwrap();
     assert_eq!(flaky.attempts, 3);
+    // The timeline keeps each failed attempt's error, even after the step succeeded.
+    let error = flaky.error.as_ref().expect("the failed attempts' errors");
+    assert_eq!(
+        (error["attempt"].clone(), error["message"].clone()),
+        (json!(2), json!("boom"))
+    );
+    assert_eq!(
+        error["history"],
+        json!([{"attempt": 1, "name": "Error", "message": "boom"}])
+    );
     let fatal = steps.iter().find(|s| s.step_id == hash("fatal")).unwrap();
     assert_eq!(
         fatal.result.as_ref().unwrap()["error"]["name"],
