@@ -37,8 +37,12 @@ function route() {
     return;
   }
   for (const a of $$('[data-nav]')) a.classList.toggle('active', a.dataset.nav === match.nav);
-  mount(main);
-  const view = match.page.render(main, match.params, new URLSearchParams(query));
+  // Each page renders into its own root: a page's late async redraw (a load that
+  // finishes after the user moved on) lands in a detached element, not over the
+  // next page.
+  const root = h('div', { class: 'page' });
+  mount(main, root);
+  const view = match.page.render(root, match.params, new URLSearchParams(query));
   current = { page: match.page, view, nav: match.nav };
   document.title = `${match.nav[0].toUpperCase()}${match.nav.slice(1)} · Sluice`;
   main.focus({ preventScroll: true });
