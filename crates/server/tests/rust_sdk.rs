@@ -20,7 +20,7 @@ use rust_app::{APP_ID, FUNCTIONS, RustApp, TS_CALLER_APP_ID, TsCaller};
 use serde_json::{Value, json};
 use support::api::{self, Api};
 use support::app::{App, Program, Sdk, Target};
-use support::sluice::{Keys, Mode, Sluice, SluiceParams};
+use support::sluice::{Backend, Sluice};
 use support::{Report, Scenario, run_all};
 
 /// The TS app the Rust invoker calls.
@@ -36,43 +36,12 @@ async fn rust_sdk_on_postgres_signed() {
     suite(Backend::Postgres).await;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    /// `sluice dev --data-dir`: SQLite, no keys; the apps in dev mode.
-    Sqlite,
-    /// `sluice start --database-url postgres://…` with keys; the apps in cloud mode
-    /// (signed requests both ways).
-    Postgres,
-}
-
 async fn suite(backend: Backend) {
     let title = format!("rust sdk on {backend:?}");
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mode = match backend {
-        Backend::Sqlite => Mode::Dev,
-        Backend::Postgres => {
-            let Some(database_url) = support::fresh_database("rust_sdk")
-                .await
-                .expect("a fresh Postgres database")
-            else {
-                return;
-            };
-            Mode::Start {
-                database_url,
-                keys: Keys::test(),
-            }
-        }
+    let Some(sluice) = Sluice::start_on(backend, "rust_sdk", dir.path(), &[]).await else {
+        return;
     };
-    let sluice = Sluice::spawn(SluiceParams {
-        name: "sluice",
-        mode,
-        dir: dir.path(),
-        apps: Vec::new(),
-        port: None,
-        env: Vec::new(),
-    })
-    .await
-    .expect("sluice starts");
     let target = Target {
         base: sluice.base.clone(),
         keys: sluice.keys.clone(),

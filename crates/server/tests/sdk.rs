@@ -15,7 +15,7 @@ use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 use support::api::{self, Api};
 use support::app::{App, Program, Sdk, Target};
-use support::sluice::{Keys, Mode, Sluice, SluiceParams};
+use support::sluice::{Backend, Keys, Sluice};
 use support::{Report, Scenario, run_all};
 
 #[tokio::test]
@@ -59,46 +59,19 @@ async fn python_on_postgres_signed() {
     suite(Sdk::Python, Backend::Postgres, &[]).await;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    /// `sluice dev --data-dir`: SQLite, no keys; the app in dev mode.
-    Sqlite,
-    /// `sluice start --database-url postgres://…` with keys; the app in cloud mode
-    /// (signed requests both ways).
-    Postgres,
-}
-
 async fn suite(sdk: Sdk, backend: Backend, env: &[(&str, &str)]) {
     let title = format!("{} on {backend:?} {env:?}", sdk.name());
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mode = match backend {
-        Backend::Sqlite => Mode::Dev,
-        Backend::Postgres => {
-            let Some(database_url) = support::fresh_database(sdk.name().replace('-', "_").as_str())
-                .await
-                .expect("a fresh Postgres database")
-            else {
-                return;
-            };
-            Mode::Start {
-                database_url,
-                keys: Keys::test(),
-            }
-        }
-    };
-    let sluice = Sluice::spawn(SluiceParams {
-        name: "sluice",
-        mode,
-        dir: dir.path(),
-        apps: Vec::new(),
-        port: None,
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    })
+    let Some(sluice) = Sluice::start_on(
+        backend,
+        sdk.name().replace('-', "_").as_str(),
+        dir.path(),
+        env,
+    )
     .await
-    .expect("sluice starts");
+    else {
+        return;
+    };
     let target = Target {
         base: sluice.base.clone(),
         keys: sluice.keys.clone(),

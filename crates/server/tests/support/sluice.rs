@@ -127,3 +127,49 @@ impl Sluice {
         }
     }
 }
+
+/// Which store an end-to-end suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sluice dev --data-dir`: SQLite, no keys; apps in dev mode.
+    Sqlite,
+    /// `sluice start --database-url postgres://…` with keys; apps in cloud mode
+    /// (signed requests both ways).
+    Postgres,
+}
+
+impl Sluice {
+    /// Starts a server named `sluice` on `backend` (a fresh Postgres database named
+    /// after `db_prefix`), with extra `SLUICE_*` settings. `None` when Postgres is not
+    /// configured outside CI (the test skips; under `CI` it fails).
+    pub async fn start_on(
+        backend: Backend,
+        db_prefix: &str,
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Option<Sluice> {
+        let mode = match backend {
+            Backend::Sqlite => Mode::Dev,
+            Backend::Postgres => Mode::Start {
+                database_url: super::fresh_database(db_prefix)
+                    .await
+                    .expect("a fresh Postgres database")?,
+                keys: Keys::test(),
+            },
+        };
+        let sluice = Sluice::spawn(SluiceParams {
+            name: "sluice",
+            mode,
+            dir,
+            apps: Vec::new(),
+            port: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+        .await
+        .expect("sluice starts");
+        Some(sluice)
+    }
+}
