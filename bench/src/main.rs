@@ -74,6 +74,9 @@ struct Cli {
     /// Parts to run (comma-separated).
     #[arg(long, value_delimiter = ',', default_values = ["postgres", "sqlite", "peers"])]
     parts: Vec<Part>,
+    /// Measurements to make on each store (comma-separated; for profiling one phase).
+    #[arg(long, value_delimiter = ',', default_values = ["ingest", "runs", "latency", "timers", "ten-steps"])]
+    phases: Vec<suite::Phase>,
     /// Small loads for a smoke run (figures not comparable).
     #[arg(long)]
     quick: bool,
@@ -166,6 +169,7 @@ async fn measure(cli: &Cli) -> Result<Results> {
         cli.pg_dir.as_ref().map(|d| d.join("data")),
         work_dir.clone(),
         settings.clone(),
+        cli.phases.clone(),
     );
     let mut stores = Vec::new();
     let mut peer = Peer::default();

@@ -15,6 +15,21 @@ use crate::load::{self, IngestOutcome, IngestParams};
 use crate::server::{self, Backend, EVENT_KEY, SIGNING_KEY, Server};
 use crate::stats::Summary;
 
+/// One of the measurements made on each store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// Ingest, single and batched requests.
+    Ingest,
+    /// End-to-end one-step runs (and the CPU figures).
+    Runs,
+    /// Event acknowledged → first call.
+    Latency,
+    /// Sleeping runs' lateness.
+    Timers,
+    /// The ten-step function.
+    TenSteps,
+}
+
 /// How much load each measurement applies.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
@@ -152,6 +167,8 @@ pub struct Context {
     pub work_dir: PathBuf,
     /// Load sizes.
     pub settings: Settings,
+    /// The measurements to make.
+    pub phases: Vec<Phase>,
     next_n: AtomicU64,
 }
 
@@ -162,14 +179,20 @@ impl Context {
         pg_data_dir: Option<PathBuf>,
         work_dir: PathBuf,
         settings: Settings,
+        phases: Vec<Phase>,
     ) -> Self {
         Self {
             binary,
             pg_data_dir,
             work_dir,
             settings,
+            phases,
             next_n: AtomicU64::new(0),
         }
+    }
+
+    fn does(&self, phase: Phase) -> bool {
+        self.phases.contains(&phase)
     }
 
     /// `count` fresh event keys.
@@ -231,21 +254,23 @@ pub async fn run(ctx: &Context, backend: &Backend) -> StoreResults {
         warmup: Duration::from_secs(s.ingest_warmup_s),
         measure: Duration::from_secs(s.ingest_measure_s),
     };
-    eprintln!(
-        "bench: {}: ingest, 1 event per request, {} clients",
-        r.store, s.clients
-    );
-    r.ingest_single = keep(
-        &mut r.notes,
-        "ingest (single)",
-        load::ingest(&ingest(1)).await,
-    );
-    eprintln!("bench: {}: ingest, {} events per request", r.store, s.batch);
-    r.ingest_batch = keep(
-        &mut r.notes,
-        "ingest (batch)",
-        load::ingest(&ingest(s.batch)).await,
-    );
+    if ctx.does(Phase::Ingest) {
+        eprintln!(
+            "bench: {}: ingest, 1 event per request, {} clients",
+            r.store, s.clients
+        );
+        r.ingest_single = keep(
+            &mut r.notes,
+            "ingest (single)",
+            load::ingest(&ingest(1)).await,
+        );
+        eprintln!("bench: {}: ingest, {} events per request", r.store, s.batch);
+        r.ingest_batch = keep(
+            &mut r.notes,
+            "ingest (batch)",
+            load::ingest(&ingest(s.batch)).await,
+        );
+    }
 
     let api_origin = format!("http://{}", server.addr);
     let key = server.keyed.then_some(SIGNING_KEY);
@@ -280,94 +305,102 @@ async fn measure_runs(
     let s = &ctx.settings;
     let recorder = &endpoint.recorder;
 
-    eprintln!("bench: {}: {} one-step runs", r.store, s.one_step_runs);
-    let cpu = || -> Result<(f64, Option<f64>, f64)> {
-        let pg = match &ctx.pg_data_dir {
-            Some(dir) if server.keyed => Some(server::postgres_cpu_seconds(dir)?),
-            _ => None,
+    if ctx.does(Phase::Runs) {
+        eprintln!("bench: {}: {} one-step runs", r.store, s.one_step_runs);
+        let cpu = || -> Result<(f64, Option<f64>, f64)> {
+            let pg = match &ctx.pg_data_dir {
+                Some(dir) if server.keyed => Some(server::postgres_cpu_seconds(dir)?),
+                _ => None,
+            };
+            Ok((
+                server.cpu_seconds()?,
+                pg,
+                server::cpu_seconds(std::process::id())?,
+            ))
         };
-        Ok((
-            server.cpu_seconds()?,
-            pg,
-            server::cpu_seconds(std::process::id())?,
-        ))
-    };
-    let before = keep(&mut r.notes, "cpu", cpu());
-    let keys = ctx.keys(s.one_step_runs);
-    r.one_step = keep(
-        &mut r.notes,
-        "one-step runs",
-        drain(
-            pool,
-            path,
-            recorder,
-            Function::OneStep,
-            keys,
-            Duration::from_secs(180),
-        )
-        .await,
-    );
-    let after = keep(&mut r.notes, "cpu", cpu());
-    if let (Some(b), Some(a), Some(t)) = (
-        before,
-        after,
-        r.one_step.as_ref().filter(|t| t.finished > 0),
-    ) {
-        let per = |x: f64| x / (t.finished as f64 / 1000.0);
-        r.footprint = Some(Footprint {
-            peak_rss_mib: 0.0,
-            server_cpu_per_1000_runs: per(a.0 - b.0),
-            postgres_cpu_per_1000_runs: a.1.zip(b.1).map(|(a, b)| per(a - b)),
-            bench_cpu_per_1000_runs: per(a.2 - b.2),
-        });
+        let before = keep(&mut r.notes, "cpu", cpu());
+        let keys = ctx.keys(s.one_step_runs);
+        r.one_step = keep(
+            &mut r.notes,
+            "one-step runs",
+            drain(
+                pool,
+                path,
+                recorder,
+                Function::OneStep,
+                keys,
+                Duration::from_secs(180),
+            )
+            .await,
+        );
+        let after = keep(&mut r.notes, "cpu", cpu());
+        if let (Some(b), Some(a), Some(t)) = (
+            before,
+            after,
+            r.one_step.as_ref().filter(|t| t.finished > 0),
+        ) {
+            let per = |x: f64| x / (t.finished as f64 / 1000.0);
+            r.footprint = Some(Footprint {
+                peak_rss_mib: 0.0,
+                server_cpu_per_1000_runs: per(a.0 - b.0),
+                postgres_cpu_per_1000_runs: a.1.zip(b.1).map(|(a, b)| per(a - b)),
+                bench_cpu_per_1000_runs: per(a.2 - b.2),
+            });
+        }
+        settle().await;
     }
-    settle().await;
 
-    eprintln!(
-        "bench: {}: latency, {} events at {}/s",
-        r.store, s.latency_events, s.latency_rate
-    );
-    let keys = ctx.keys(s.latency_events);
-    if let Some(samples) = keep(
-        &mut r.notes,
-        "latency",
-        latency(pool, path, recorder, keys, s.latency_rate).await,
-    ) {
-        r.latency = Summary::of(&samples);
-        r.latency_ms = samples;
+    if ctx.does(Phase::Latency) {
+        eprintln!(
+            "bench: {}: latency, {} events at {}/s",
+            r.store, s.latency_events, s.latency_rate
+        );
+        let keys = ctx.keys(s.latency_events);
+        if let Some(samples) = keep(
+            &mut r.notes,
+            "latency",
+            latency(pool, path, recorder, keys, s.latency_rate).await,
+        ) {
+            r.latency = Summary::of(&samples);
+            r.latency_ms = samples;
+        }
+        settle().await;
     }
-    settle().await;
 
-    eprintln!(
-        "bench: {}: timers, {} runs sleeping {:?}",
-        r.store, s.timer_runs, SLEEP
-    );
-    let keys = ctx.keys(s.timer_runs);
-    if let Some((timers, samples)) = keep(
-        &mut r.notes,
-        "timers",
-        timers(pool, path, recorder, keys, s.timer_rate).await,
-    ) {
-        r.timers = Some(timers);
-        r.timer_lateness_ms = samples;
+    if ctx.does(Phase::Timers) {
+        eprintln!(
+            "bench: {}: timers, {} runs sleeping {:?}",
+            r.store, s.timer_runs, SLEEP
+        );
+        let keys = ctx.keys(s.timer_runs);
+        if let Some((timers, samples)) = keep(
+            &mut r.notes,
+            "timers",
+            timers(pool, path, recorder, keys, s.timer_rate).await,
+        ) {
+            r.timers = Some(timers);
+            r.timer_lateness_ms = samples;
+        }
+        settle().await;
     }
-    settle().await;
 
-    eprintln!("bench: {}: {} ten-step runs", r.store, s.ten_step_runs);
-    let keys = ctx.keys(s.ten_step_runs);
-    r.ten_steps = keep(
-        &mut r.notes,
-        "ten-step runs",
-        drain(
-            pool,
-            path,
-            recorder,
-            Function::TenSteps,
-            keys,
-            Duration::from_secs(180),
-        )
-        .await,
-    );
+    if ctx.does(Phase::TenSteps) {
+        eprintln!("bench: {}: {} ten-step runs", r.store, s.ten_step_runs);
+        let keys = ctx.keys(s.ten_step_runs);
+        r.ten_steps = keep(
+            &mut r.notes,
+            "ten-step runs",
+            drain(
+                pool,
+                path,
+                recorder,
+                Function::TenSteps,
+                keys,
+                Duration::from_secs(180),
+            )
+            .await,
+        );
+    }
 }
 
 /// A pause between measurements, so the server's last commits land first.

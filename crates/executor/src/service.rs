@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use sluice_core::{FunctionId, Millis, QueueItemId, RunId};
 use sluice_protocol::FunctionConfig;
-use sluice_scheduler::Dispatch;
+use sluice_scheduler::{Dispatch, Flight};
 use sluice_store::{
     Commit, CommitResult, Disposition, DynStore, LeaseRef, NewQueueItem, NewRun, QueueItem,
     QueueKind, RunState, StepStatus,
@@ -214,7 +214,7 @@ impl Executor {
         )
     }
 
-    async fn call(&self, item: QueueItem, lease: LeaseRef, state: RunState) -> Commit {
+    async fn call(&self, item: &QueueItem, lease: LeaseRef, state: &RunState) -> Commit {
         let opts = &self.inner.opts;
         let parallel = item.payload.get("parallel").and_then(Value::as_bool) == Some(true);
         if parallel
@@ -241,7 +241,7 @@ impl Executor {
                     max_attempts: 1,
                 };
                 let plan = outcome::fail(
-                    self.attempt(&state, &item, lease, &gone, Err(String::new()), Vec::new()),
+                    self.attempt(state, item, lease, &gone, Err(String::new()), Vec::new()),
                     "the function is no longer registered".into(),
                 );
                 return self.publish(plan, lease).await;
@@ -249,8 +249,8 @@ impl Executor {
             Err(e) => return Self::release(lease, &e.to_string()),
         };
         let built = request::build(CallInput {
-            state: &state,
-            item: &item,
+            state,
+            item,
             target: &target,
             env: &opts.env,
             checkpointing: opts.checkpointing,
@@ -260,14 +260,7 @@ impl Executor {
             Ok(call) => call,
             Err(limit) => {
                 let plan = outcome::fail(
-                    self.attempt(
-                        &state,
-                        &item,
-                        lease,
-                        &target,
-                        Err(String::new()),
-                        Vec::new(),
-                    ),
+                    self.attempt(state, item, lease, &target, Err(String::new()), Vec::new()),
                     limit.to_string(),
                 );
                 return self.publish(plan, lease).await;
@@ -310,7 +303,7 @@ impl Executor {
             Ok(reply) if reply.status == 206 => self.missing_invoke_targets(&reply.body).await,
             _ => Vec::new(),
         };
-        let mut attempt = self.attempt(&state, &item, lease, &target, result, checkpointed);
+        let mut attempt = self.attempt(state, item, lease, &target, result, checkpointed);
         attempt.missing_functions = missing;
         let plan = outcome::plan(attempt, &mut rand::thread_rng());
         if let Some(Ending::Failed(_)) = &plan.ending {
@@ -396,7 +389,7 @@ impl Dispatch for Executor {
         }
     }
 
-    async fn dispatch(&self, item: QueueItem) -> Commit {
+    async fn dispatch(&self, item: QueueItem, flight: &Flight) -> Commit {
         let Some(lease) = item.lease() else {
             unreachable_lease(&item);
             return Commit::new(
@@ -433,8 +426,8 @@ impl Dispatch for Executor {
             return Commit::new(lease, Disposition::Done);
         }
         match item.kind {
-            QueueKind::Call => self.call(item, lease, state).await,
-            QueueKind::Wake => self.wake(item, lease, state).await,
+            QueueKind::Call => self.run_on(item, lease, state, flight, Vec::new()).await,
+            QueueKind::Wake => self.wake(item, lease, state, flight).await,
             _ => outcome::resume(&item, lease, &state, Millis::now()),
         }
     }
@@ -445,51 +438,121 @@ impl Executor {
     /// dispatch, so a timer costs one claim, not two (sleeps wake on time). The memo
     /// rides in the call's commit; when that call is retried, the retried wake
     /// memoizes again (a no-op: memoized results are final) and calls again.
-    async fn wake(&self, item: QueueItem, lease: LeaseRef, mut state: RunState) -> Commit {
+    async fn wake(
+        &self,
+        item: QueueItem,
+        lease: LeaseRef,
+        mut state: RunState,
+        flight: &Flight,
+    ) -> Commit {
         let now = Millis::now();
         let memo = outcome::resume(&item, lease, &state, now);
-        let Some(record) = memo.steps.first().cloned() else {
+        if memo.steps.is_empty() {
             return memo;
-        };
-        match state.steps.iter_mut().find(|s| s.step_id == record.step_id) {
-            Some(step) if step.status.is_memoized() => {}
-            Some(step) => {
-                step.status = record.status;
-                step.result = record.result.clone();
-                step.ended_at = record.ended_at;
-            }
-            None => state.steps.push(sluice_store::Step {
-                run_id: record.run_id,
-                step_id: record.step_id.clone(),
-                name: record.name.clone(),
-                op: record.op.clone(),
-                status: record.status,
-                result: record.result.clone(),
-                error: None,
-                attempts: record.attempts,
-                opts: record.opts.clone(),
-                created_at: now,
-                started_at: record.started_at,
-                ended_at: record.ended_at,
-            }),
         }
-        // Memoized steps first, in completion order (what the SDK's stack expects).
-        state.steps.sort_by_key(|s| {
-            (
-                !s.status.is_memoized(),
-                s.ended_at.unwrap_or(Millis(i64::MAX)),
-            )
-        });
+        state.apply(&memo.steps, None, now);
         let discovery = QueueItem {
             kind: QueueKind::Call,
             step_id: None,
             payload: Value::Null,
             ..item
         };
-        let mut commit = self.call(discovery, lease, state).await;
-        commit.steps.insert(0, record);
-        commit
+        self.run_on(discovery, lease, state, flight, memo.steps)
+            .await
     }
+
+    /// Calls the SDK for `item` and, while each reply only saved a step and asks to
+    /// go on (a discovery call due now), saves that step keeping the lease
+    /// ([`Disposition::Continue`]) and calls again at once: a run's steps cost one
+    /// claim and one state read in all, not one each. `carry` (a woken sleep's memo)
+    /// is written with the first commit. Bounded by [`MAX_CONTINUES`] and
+    /// [`CONTINUE_BUDGET`], after which the next call goes through the queue again.
+    async fn run_on(
+        &self,
+        mut item: QueueItem,
+        lease: LeaseRef,
+        mut state: RunState,
+        flight: &Flight,
+        mut carry: Vec<sluice_store::StepRecord>,
+    ) -> Commit {
+        let started = Instant::now();
+        let mut continues = 0;
+        loop {
+            let mut commit = self.call(&item, lease, &state).await;
+            if !carry.is_empty() {
+                commit.steps.splice(0..0, carry.drain(..));
+            }
+            let next = match continuation(&commit, &state) {
+                Some(next)
+                    if flight.can_save()
+                        && continues < MAX_CONTINUES
+                        && started.elapsed() < CONTINUE_BUDGET =>
+                {
+                    next
+                }
+                _ => return commit,
+            };
+            continues += 1;
+            commit.enqueue.clear();
+            commit.disposition = Disposition::Continue {
+                next: Box::new(next.clone()),
+                lease_expires_at: flight.lease_until(),
+            };
+            let steps = commit.steps.clone();
+            let update = commit.run.as_ref().map(|(_, u)| u.clone());
+            match flight.save(commit).await {
+                Ok(CommitResult::Applied) => {}
+                Ok(_) => {
+                    // Cancelled (or rescued elsewhere) meanwhile: nothing more to do;
+                    // the final commit will find the lease gone as well.
+                    tracing::debug!("lease lost while continuing");
+                    return Commit::new(lease, Disposition::Done);
+                }
+                Err(e) => return Self::release(lease, &format!("could not save a step: {e}")),
+            }
+            state.apply(&steps, update.as_ref(), Millis::now());
+            item = QueueItem {
+                kind: next.kind,
+                step_id: next.step_id,
+                payload: next.payload,
+                attempt: 0,
+                available_at: next.available_at,
+                priority: next.priority,
+                concurrency_keys: next.concurrency_keys,
+                ..item
+            };
+        }
+    }
+}
+
+/// At most this many calls continue one dispatch (see [`Executor::run_on`]).
+const MAX_CONTINUES: usize = 1_000;
+/// A dispatch stops continuing after this long, so one run cannot keep a slot.
+const CONTINUE_BUDGET: Duration = Duration::from_secs(30);
+
+/// The next call when `commit` only saves steps and continues its run at once: one
+/// discovery call (not after parallel steps) due now, nothing else queued, no waits,
+/// the run not ending.
+fn continuation(commit: &Commit, state: &RunState) -> Option<NewQueueItem> {
+    let [next] = commit.enqueue.as_slice() else {
+        return None;
+    };
+    let ends_run = commit
+        .run
+        .as_ref()
+        .and_then(|(_, u)| u.status)
+        .is_some_and(|s| s.is_terminal());
+    let parallel = next.payload.get("parallel").and_then(Value::as_bool) == Some(true);
+    let plain = commit.disposition == Disposition::Done
+        && commit.require_wait.is_none()
+        && commit.waits.is_empty()
+        && !ends_run;
+    let discovery = next.kind == QueueKind::Call
+        && next.run_id == Some(state.run.id)
+        && next.step_id.is_none()
+        && !parallel
+        && next.available_at <= Millis::now();
+    (plain && discovery).then(|| next.clone())
 }
 
 fn unreachable_lease(item: &QueueItem) {

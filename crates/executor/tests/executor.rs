@@ -356,6 +356,12 @@ async fn step_chain_runs_to_output_with_a_signed_canonical_body() {
         .map(|c| c.body["version"].as_i64().unwrap())
         .collect();
     assert_eq!(versions, vec![-1, 2, 2]);
+    // Each saved step continues the run at once on the same leased item: one claim.
+    let items: Vec<&Value> = calls.iter().map(|c| &c.body["ctx"]["qi_id"]).collect();
+    assert!(
+        items.iter().all(|i| *i == items[0]),
+        "every call of a step chain rides one queue item and lease: {items:?}"
+    );
     for c in &calls {
         assert_eq!(
             c.raw.to_vec(),
@@ -678,7 +684,11 @@ async fn a_stale_lease_holder_is_refused() {
     let item = h.store.claim(claim(50)).await.unwrap().pop().unwrap();
     let first = tokio::spawn({
         let executor = h.executor.clone();
-        async move { executor.dispatch(item).await }
+        async move {
+            executor
+                .dispatch(item, &sluice_scheduler::Flight::detached())
+                .await
+        }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(h.store.rescue_expired(Millis::now()).await.unwrap(), 1);

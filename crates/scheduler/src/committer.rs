@@ -146,7 +146,7 @@ fn earliest_available(commits: &[Commit]) -> Option<Millis> {
         .iter()
         .flat_map(|c| {
             let own = match &c.disposition {
-                Disposition::Done => None,
+                Disposition::Done | Disposition::Continue { .. } => None,
                 Disposition::Retry { at, .. } | Disposition::Release { at } => Some(*at),
             };
             c.enqueue.iter().map(|q| q.available_at).chain(own)

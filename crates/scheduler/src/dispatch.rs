@@ -1,7 +1,64 @@
 //! [`Dispatch`]: what works a claimed queue item. The executor implements it, so the
 //! dependency arrow points scheduler ← executor.
 
+use sluice_core::Millis;
 use sluice_store::{Commit, CommitResult, QueueItem};
+use std::time::Duration;
+
+use crate::committer::Committer;
+
+/// The scheduler's side of one dispatch, handed to [`Dispatch::dispatch`]: it writes
+/// commits that keep the lease ([`Disposition::Continue`]) before the final one, so a
+/// handler can carry a run on without a claim in between. The scheduler keeps
+/// heartbeating the lease until the dispatch returns.
+///
+/// [`Disposition::Continue`]: sluice_store::Disposition::Continue
+#[derive(Debug, Clone)]
+pub struct Flight {
+    committer: Option<Committer>,
+    lease: Duration,
+}
+
+impl Flight {
+    pub(crate) fn new(committer: Committer, lease: Duration) -> Self {
+        Self {
+            committer: Some(committer),
+            lease,
+        }
+    }
+
+    /// A flight that cannot save (tests and tools calling a handler directly):
+    /// [`Flight::save`] always fails, so handlers end the item the ordinary way.
+    pub fn detached() -> Self {
+        Self {
+            committer: None,
+            lease: Duration::from_secs(30),
+        }
+    }
+
+    /// Whether [`Flight::save`] can write.
+    pub fn can_save(&self) -> bool {
+        self.committer.is_some()
+    }
+
+    /// When a lease renewed now would expire: the `lease_expires_at` of a
+    /// `Continue`.
+    pub fn lease_until(&self) -> Millis {
+        Millis::now().plus(self.lease)
+    }
+
+    /// Writes `commit` now, group-committed with others, and returns how it went.
+    /// Meant for `Continue` commits; any other disposition ends the item, after which
+    /// the dispatch must return a commit that will find its lease gone.
+    pub async fn save(&self, commit: Commit) -> sluice_store::Result<CommitResult> {
+        match &self.committer {
+            Some(c) => c.commit(commit).await,
+            None => Err(sluice_store::Error::Backend(
+                "this dispatch cannot save before it ends".into(),
+            )),
+        }
+    }
+}
 
 /// Works claimed queue items.
 ///
@@ -16,7 +73,8 @@ use sluice_store::{Commit, CommitResult, QueueItem};
 pub trait Dispatch: Send + Sync + std::fmt::Debug + 'static {
     /// Works one item and says how it ends: the commit must carry `item.lease()` and
     /// a [`Disposition`](sluice_store::Disposition).
-    async fn dispatch(&self, item: QueueItem) -> Commit;
+    /// `flight` writes intermediate commits that keep the lease (see [`Flight`]).
+    async fn dispatch(&self, item: QueueItem, flight: &Flight) -> Commit;
 
     /// Told how an item's commit went (metrics, logs). `LeaseLost` means the result
     /// was refused: another holder or a cancellation got there first.
@@ -64,8 +122,8 @@ impl Routes {
 
 #[async_trait::async_trait]
 impl Dispatch for Routes {
-    async fn dispatch(&self, item: QueueItem) -> Commit {
-        self.handler(item.kind).dispatch(item).await
+    async fn dispatch(&self, item: QueueItem, flight: &Flight) -> Commit {
+        self.handler(item.kind).dispatch(item, flight).await
     }
 
     fn committed(&self, item: &QueueItem, result: CommitResult) {

@@ -25,7 +25,7 @@ pub mod service;
 mod committer;
 mod wake;
 
-pub use dispatch::{Dispatch, Routes};
+pub use dispatch::{Dispatch, Flight, Routes};
 pub use error::{Error, Result};
 pub use options::SchedulerOptions;
 pub use service::{RESCUER_LEASE, Scheduler, SchedulerHandle};

@@ -9,13 +9,14 @@
 //! - the **heartbeat**: extends the leases of in-flight items, and drops the calls of
 //!   items whose lease is gone (cancelled runs make no further calls);
 //! - the **rescuer**, under a leader lease: re-queues expired leases, drops expired
-//!   cancel watches;
+//!   cancel watches; on the same leader, store housekeeping every second
+//!   ([`Store::maintain`](sluice_store::Store::maintain));
 //! - the **committers**: group commit (the private `committer` module).
 
 use sluice_core::{Millis, QueueItemId};
 use sluice_store::{Claim, Commit, CommitResult, Disposition, DynStore, LeaseRef, QueueItem};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -24,7 +25,7 @@ use tracing::Instrument;
 
 use crate::committer::{Committer, Writer};
 use crate::wake::Wake;
-use crate::{Dispatch, Result, SchedulerOptions};
+use crate::{Dispatch, Flight, Result, SchedulerOptions};
 
 /// The leader lease the rescuer runs under.
 pub const RESCUER_LEASE: &str = "scheduler.rescuer";
@@ -47,7 +48,9 @@ struct Inner {
     wake: Arc<Wake>,
     slots: Arc<Semaphore>,
     in_flight: Arc<AtomicUsize>,
-    leases: Mutex<HashMap<QueueItemId, Flight>>,
+    /// Whether this node held the rescuer lease at its last check.
+    leading: AtomicBool,
+    leases: Mutex<HashMap<QueueItemId, Held>>,
     committer: Committer,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -55,7 +58,7 @@ struct Inner {
 }
 
 #[derive(Debug)]
-struct Flight {
+struct Held {
     lease: LeaseRef,
     abort: Option<AbortHandle>,
 }
@@ -88,6 +91,7 @@ impl Scheduler {
             handler,
             wake: wake.clone(),
             in_flight,
+            leading: AtomicBool::new(false),
             leases: Mutex::new(HashMap::new()),
             committer,
             stop,
@@ -99,6 +103,7 @@ impl Scheduler {
         let tasks = vec![
             tokio::spawn(claim_loop(inner.clone())),
             tokio::spawn(rescue_loop(inner.clone())),
+            tokio::spawn(maintain_loop(inner.clone())),
             tokio::spawn(heartbeat_loop(inner.clone())),
         ];
         *inner.tasks.lock().expect("not poisoned") = tasks;
@@ -154,7 +159,7 @@ impl SchedulerHandle {
         )
         .await;
         if drained.is_err() {
-            let flights: Vec<Flight> = inner
+            let flights: Vec<Held> = inner
                 .leases
                 .lock()
                 .expect("not poisoned")
@@ -327,7 +332,7 @@ fn spawn_flight(inner: &Arc<Inner>, item: QueueItem, permit: OwnedSemaphorePermi
         .leases
         .lock()
         .expect("not poisoned")
-        .insert(item.id, Flight { lease, abort: None });
+        .insert(item.id, Held { lease, abort: None });
     inner.in_flight.fetch_add(1, Ordering::Relaxed);
     let span = tracing::debug_span!(
         "dispatch",
@@ -347,7 +352,8 @@ fn spawn_flight(inner: &Arc<Inner>, item: QueueItem, permit: OwnedSemaphorePermi
                 id,
                 _permit: permit,
             };
-            let commit = inner.handler.dispatch(item.clone()).await;
+            let flight = Flight::new(inner.committer.clone(), inner.opts.lease);
+            let commit = inner.handler.dispatch(item.clone(), &flight).await;
             // No more heartbeats: the commit decides now.
             inner.leases.lock().expect("not poisoned").remove(&id);
             let result = match inner.committer.commit(commit).await {
@@ -426,11 +432,14 @@ async fn rescue_loop(inner: Arc<Inner>) {
     let ttl = i64::try_from(inner.opts.rescue_every.as_millis() * 3).unwrap_or(i64::MAX);
     loop {
         let now = Millis::now();
-        match inner
+        let lead = inner
             .store
             .try_lead(RESCUER_LEASE, &inner.opts.node_id, ttl, now)
-            .await
-        {
+            .await;
+        inner
+            .leading
+            .store(matches!(lead, Ok(true)), Ordering::Relaxed);
+        match lead {
             Ok(true) => {
                 match inner.store.rescue_expired(now).await {
                     Ok(0) => {}
@@ -453,6 +462,26 @@ async fn rescue_loop(inner: Arc<Inner>) {
         }
     }
 }
+
+/// Store housekeeping ([`sluice_store::Store::maintain`]) every second, on the node
+/// that leads the rescuer.
+async fn maintain_loop(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(MAINTAIN_EVERY) => {}
+            _ = stopped(&mut stop) => return,
+        }
+        if inner.leading.load(Ordering::Relaxed)
+            && let Err(e) = inner.store.maintain().await
+        {
+            tracing::warn!(error = %e, "store maintenance failed");
+        }
+    }
+}
+
+/// How often the leader runs [`maintain_loop`].
+const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
 
 /// Resolves once shutdown has begun (at once if it already has).
 async fn stopped(stop: &mut watch::Receiver<bool>) {

@@ -20,7 +20,7 @@ struct Recorder {
 
 #[async_trait::async_trait]
 impl Dispatch for Recorder {
-    async fn dispatch(&self, item: QueueItem) -> Commit {
+    async fn dispatch(&self, item: QueueItem, _flight: &sluice_scheduler::Flight) -> Commit {
         self.dispatched
             .lock()
             .unwrap()

@@ -154,16 +154,18 @@ pub(crate) async fn get_many(conn: &mut PgConnection, ids: &[EventId]) -> Result
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT e.* FROM UNNEST($1::text[]) WITH ORDINALITY AS t(id, ord)
-         JOIN events e ON e.id = t.id
-         ORDER BY t.ord",
-    )
-    .bind(texts(ids))
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
-    into_events(rows)
+    let rows: Vec<Row> = sqlx::query_as("SELECT * FROM events WHERE id = ANY($1)")
+        .bind(texts(ids))
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    let mut by_id: std::collections::HashMap<String, Row> =
+        rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+    let ordered = ids
+        .iter()
+        .filter_map(|id| by_id.remove(&id.to_string()))
+        .collect();
+    into_events(ordered)
 }
 
 /// Events newest first (by id, a ULID), one page. Internal `inngest/*` events are left

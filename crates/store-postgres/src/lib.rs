@@ -25,6 +25,7 @@
 //! - `wake`: the `LISTEN` task behind [`Store::subscribe`].
 //! - `error`, `column`, `page`: sqlx error mapping, column conversions, pagination.
 
+mod coalesce;
 mod column;
 mod error;
 mod event;
@@ -51,8 +52,87 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 use tokio::task::JoinHandle;
 
+use crate::coalesce::{Coalescer, Load};
 use crate::error::SqlxResultExt;
 use crate::write::Pending;
+
+/// Queries each coalesced read may have in flight at once, and keys per query.
+const READ_WORKERS: usize = 2;
+const READ_BATCH: usize = 256;
+
+/// Run states for a batch of run ids: runs with steps in one statement, then their
+/// events (immutable, so consistent with it) in one more.
+fn load_states(pool: PgPool) -> Load<RunId, RunState> {
+    Arc::new(move |ids: Vec<RunId>| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let mut conn = pool.acquire().await.db()?;
+            let mut runs = run::with_steps(&mut conn, &ids).await?;
+            let mut event_ids: Vec<EventId> = runs
+                .values()
+                .flat_map(|(r, _)| r.event_ids.iter().copied())
+                .collect();
+            event_ids.sort_unstable();
+            event_ids.dedup();
+            let events: std::collections::HashMap<EventId, sluice_store::Event> =
+                event::get_many(&mut conn, &event_ids)
+                    .await?
+                    .into_iter()
+                    .map(|e| (e.id, e))
+                    .collect();
+            let mut out = Vec::with_capacity(ids.len());
+            for (i, id) in ids.iter().enumerate() {
+                // The last ask for a run takes it; earlier duplicates get a copy.
+                let last = !ids[i + 1..].contains(id);
+                let found = if last {
+                    runs.remove(id)
+                } else {
+                    runs.get(id).cloned()
+                };
+                out.push(match found {
+                    Some((run, steps)) => Ok(RunState {
+                        events: run
+                            .event_ids
+                            .iter()
+                            .filter_map(|e| events.get(e).cloned())
+                            .collect(),
+                        run,
+                        steps,
+                    }),
+                    None => Err(Error::NotFound(format!("run {id}"))),
+                });
+            }
+            Ok(out)
+        })
+    })
+}
+
+/// Waits for a batch of (event names, now): one query for all names, each answer
+/// filtered to its own names and time.
+fn load_waits(pool: PgPool) -> Load<(Vec<String>, Millis), Vec<Wait>> {
+    Arc::new(move |asks: Vec<(Vec<String>, Millis)>| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let mut names: Vec<String> = asks.iter().flat_map(|(n, _)| n.clone()).collect();
+            names.sort_unstable();
+            names.dedup();
+            let earliest = asks.iter().map(|(_, now)| *now).min().unwrap_or(Millis(0));
+            let waits =
+                wait::for_events(&mut *pool.acquire().await.db()?, &names, earliest).await?;
+            Ok(asks
+                .iter()
+                .map(|(names, now)| {
+                    Ok(waits
+                        .iter()
+                        .filter(|w| names.contains(&w.event_name))
+                        .filter(|w| w.expires_at.is_none_or(|e| e > *now))
+                        .cloned()
+                        .collect())
+                })
+                .collect())
+        })
+    })
+}
 
 /// How to reach the database.
 #[derive(Clone)]
@@ -88,6 +168,10 @@ struct Inner {
     /// The `LISTEN`/`NOTIFY` channel for wake-ups.
     channel: String,
     listener: Mutex<Option<JoinHandle<()>>>,
+    /// `run_state` reads, coalesced.
+    states: Coalescer<RunId, RunState>,
+    /// `waits_for_events` reads, coalesced.
+    waits: Coalescer<(Vec<String>, Millis), Vec<Wait>>,
 }
 
 impl Drop for Inner {
@@ -124,6 +208,9 @@ impl PostgresStore {
             .url
             .parse()
             .map_err(|e| Error::Backend(format!("invalid database url: {e}")))?;
+        // A queue's tables go from empty to large within seconds: a generic plan
+        // made while they were empty (sequential scans) would be kept for good.
+        let connect = connect.options([("plan_cache_mode", "force_custom_plan")]);
         let mut pool_options = PgPoolOptions::new().max_connections(options.max_connections.max(1));
         if let Some(schema) = &options.schema {
             if !valid_schema(schema) {
@@ -152,6 +239,8 @@ impl PostgresStore {
             .map_err(|e| Error::Backend(format!("migrations failed: {e}")))?;
         Ok(PostgresStore {
             inner: Arc::new(Inner {
+                states: Coalescer::start(READ_WORKERS, READ_BATCH, load_states(pool.clone())),
+                waits: Coalescer::start(READ_WORKERS, READ_BATCH, load_waits(pool.clone())),
                 pool,
                 connect,
                 channel: wake::channel(options.schema.as_deref()),
@@ -280,17 +369,7 @@ impl Store for PostgresStore {
     }
 
     async fn run_state(&self, id: RunId) -> Result<RunState> {
-        // One snapshot for the three reads.
-        let mut tx = self.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        let run = run::get(&mut tx, id).await?;
-        let events = event::get_many(&mut tx, &run.event_ids).await?;
-        let steps = run::steps(&mut tx, id).await?;
-        tx.commit().await.db()?;
-        Ok(RunState { run, events, steps })
+        self.inner.states.get(id).await
     }
 
     async fn create_runs(&self, runs: Vec<NewRun>) -> Result<()> {
@@ -340,6 +419,34 @@ impl Store for PostgresStore {
 
     async fn claim(&self, claim: Claim) -> Result<Vec<QueueItem>> {
         queue::claim(&mut *self.conn().await?, &claim).await
+    }
+
+    async fn maintain(&self) -> Result<u64> {
+        let mut conn = self.conn().await?;
+        // Tables that grew fourfold since the planner last saw them (a fresh
+        // database under load): a few ANALYZEs over a table's life, smallest first;
+        // autovacuum keeps the statistics of tables at a steady size.
+        let stale: Vec<String> = sqlx::query_scalar(
+            "SELECT s.relname::text FROM pg_stat_user_tables s
+             JOIN pg_class c ON c.oid = s.relid
+             WHERE s.schemaname = current_schema()
+               AND s.relname IN ('queue_items', 'runs', 'steps', 'events', 'run_events',
+                                 'waits')
+               AND s.n_live_tup > 4 * GREATEST(c.reltuples, 250)",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+        for table in &stale {
+            // Names come from the fixed list above.
+            conn.execute(format!(r#"ANALYZE "{table}""#).as_str())
+                .await
+                .db()?;
+        }
+        if !stale.is_empty() {
+            tracing::debug!(tables = ?stale, "refreshed planner statistics");
+        }
+        Ok(stale.len() as u64)
     }
 
     async fn heartbeat(&self, leases: &[LeaseRef], expires_at: Millis) -> Result<Vec<QueueItemId>> {
@@ -394,7 +501,10 @@ impl Store for PostgresStore {
     // ---- waits ----------------------------------------------------------------
 
     async fn waits_for_events(&self, names: &[String], now: Millis) -> Result<Vec<Wait>> {
-        wait::for_events(&mut *self.conn().await?, names, now).await
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.inner.waits.get((names.to_vec(), now)).await
     }
 
     async fn expire_waits(&self, now: Millis) -> Result<u64> {

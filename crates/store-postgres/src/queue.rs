@@ -174,9 +174,13 @@ pub(crate) async fn heartbeat(
     let ids: Vec<i64> = leases.iter().map(|l| l.item.0).collect();
     let tokens: Vec<Uuid> = leases.iter().map(|l| l.token.0).collect();
     let held: Vec<i64> = sqlx::query_scalar(
-        "UPDATE queue_items q SET lease_expires_at = $3
+        // Rows are locked in id order first, as commits lock them, so a heartbeat
+        // and a commit never deadlock.
+        "WITH locked AS MATERIALIZED (
+             SELECT id FROM queue_items WHERE id = ANY($1) ORDER BY id FOR UPDATE)
+         UPDATE queue_items q SET lease_expires_at = $3
          FROM UNNEST($1::bigint[], $2::uuid[]) AS t(id, token)
-         WHERE q.id = t.id AND q.lease_token = t.token
+         WHERE q.id = t.id AND q.lease_token = t.token AND q.id IN (SELECT id FROM locked)
          RETURNING q.id",
     )
     .bind(&ids)
@@ -232,8 +236,13 @@ pub(crate) async fn end(
     let mut done = Vec::new();
     let (mut ids, mut ats, mut bumps, mut set_errors, mut errors) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut cont = Continues::default();
     for (id, disposition) in ends {
         match disposition {
+            Disposition::Continue {
+                next,
+                lease_expires_at,
+            } => cont.push(*id, next, *lease_expires_at),
             Disposition::Done => done.push(id.0),
             Disposition::Retry { at, error } => {
                 ids.push(id.0);
@@ -261,8 +270,18 @@ pub(crate) async fn end(
              FROM UNNEST($2::bigint[], $3::bigint[], $4::int[], $5::bool[], $6::jsonb[])
                   AS t(id, at, bump, set_error, error)
              WHERE q.id = t.id
-             RETURNING q.available_at)
-         SELECT (SELECT count(*) FROM gone),
+             RETURNING q.available_at),
+         cont AS (
+             UPDATE queue_items q
+             SET kind = t.kind, step_id = t.step_id, payload = t.payload,
+                 available_at = t.at, priority = t.priority, concurrency_keys = t.keys,
+                 attempt = 0, last_error = NULL, lease_expires_at = t.expires
+             FROM UNNEST($8::bigint[], $9::text[], $10::text[], $11::jsonb[], $12::bigint[],
+                         $13::int[], $14::jsonb[], $15::bigint[])
+                  AS t(id, kind, step_id, payload, at, priority, keys, expires)
+             WHERE q.id = t.id
+             RETURNING q.id)
+         SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM cont),
                 (CASE WHEN (SELECT count(*) FROM back) > 0
                       THEN pg_notify($7, (SELECT min(available_at) FROM back)::text) END) IS NULL",
     )
@@ -273,10 +292,44 @@ pub(crate) async fn end(
     .bind(&set_errors)
     .bind(&errors)
     .bind(channel)
+    .bind(&cont.ids)
+    .bind(&cont.kinds)
+    .bind(&cont.step_ids)
+    .bind(&cont.payloads)
+    .bind(&cont.ats)
+    .bind(&cont.priorities)
+    .bind(&cont.keys)
+    .bind(&cont.expires)
     .execute(&mut *conn)
     .await
     .db()?;
     Ok(())
+}
+
+/// The columns of [`Disposition::Continue`] updates, one array each.
+#[derive(Default)]
+struct Continues<'a> {
+    ids: Vec<i64>,
+    kinds: Vec<&'static str>,
+    step_ids: Vec<Option<&'a str>>,
+    payloads: Vec<Json<&'a Value>>,
+    ats: Vec<i64>,
+    priorities: Vec<i32>,
+    keys: Vec<Json<&'a [String]>>,
+    expires: Vec<i64>,
+}
+
+impl<'a> Continues<'a> {
+    fn push(&mut self, id: QueueItemId, next: &'a NewQueueItem, expires: Millis) {
+        self.ids.push(id.0);
+        self.kinds.push(next.kind.as_str());
+        self.step_ids.push(next.step_id.as_deref());
+        self.payloads.push(Json(&next.payload));
+        self.ats.push(next.available_at.0);
+        self.priorities.push(next.priority);
+        self.keys.push(Json(next.concurrency_keys.as_slice()));
+        self.expires.push(expires.0);
+    }
 }
 
 /// Makes expired leases available at `now` with `attempt + 1`.

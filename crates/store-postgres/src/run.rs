@@ -16,7 +16,7 @@ use crate::error::SqlxResultExt;
 use crate::page::{page, page_limit};
 
 /// A `runs` row.
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, Clone)]
 struct RunRow {
     id: String,
     function_id: Uuid,
@@ -277,6 +277,88 @@ pub(crate) async fn get(conn: &mut PgConnection, id: RunId) -> Result<Run> {
         .db()?;
     row.ok_or_else(|| Error::NotFound(format!("run {id}")))?
         .into_run()
+}
+
+/// A run joined with one of its steps (all `s_` columns null when it has none).
+#[derive(sqlx::FromRow)]
+struct RunStepRow {
+    #[sqlx(flatten)]
+    run: RunRow,
+    s_step_id: Option<String>,
+    s_name: Option<String>,
+    s_op: Option<String>,
+    s_status: Option<String>,
+    s_result: Option<Value>,
+    s_error: Option<Value>,
+    s_attempts: Option<i32>,
+    s_opts: Option<Value>,
+    s_created_at: Option<i64>,
+    s_started_at: Option<i64>,
+    s_ended_at: Option<i64>,
+}
+
+/// Runs and their steps (memoized ones first, in completion order) in one statement,
+/// so each run and its steps come from one snapshot without a transaction. Runs that
+/// do not exist are left out.
+pub(crate) async fn with_steps(
+    conn: &mut PgConnection,
+    ids: &[RunId],
+) -> Result<HashMap<RunId, (Run, Vec<Step>)>> {
+    let rows: Vec<RunStepRow> = sqlx::query_as(
+        "SELECT r.*, s.step_id AS s_step_id, s.name AS s_name, s.op AS s_op,
+                s.status AS s_status, s.result AS s_result, s.error AS s_error,
+                s.attempts AS s_attempts, s.opts AS s_opts, s.created_at AS s_created_at,
+                s.started_at AS s_started_at, s.ended_at AS s_ended_at
+         FROM runs r LEFT JOIN steps s ON s.run_id = r.id
+         WHERE r.id = ANY($1)
+         ORDER BY r.id,
+                  CASE WHEN s.status IN ('completed', 'failed') THEN 0 ELSE 1 END,
+                  CASE WHEN s.status IN ('completed', 'failed') THEN s.ended_at
+                       ELSE s.created_at END,
+                  s.step_id",
+    )
+    .bind(texts(ids.iter().copied()))
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let mut out: HashMap<RunId, (Run, Vec<Step>)> = HashMap::new();
+    for row in rows {
+        let id: RunId = parse("run id", &row.run.id)?;
+        let entry = match out.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((row.run.clone().into_run()?, Vec::new()))
+            }
+        };
+        let (Some(step_id), Some(name), Some(op), Some(status), Some(attempts), Some(created)) = (
+            row.s_step_id,
+            row.s_name,
+            row.s_op,
+            row.s_status,
+            row.s_attempts,
+            row.s_created_at,
+        ) else {
+            continue;
+        };
+        entry.1.push(
+            StepRow {
+                run_id: row.run.id,
+                step_id,
+                name,
+                op,
+                status,
+                result: row.s_result,
+                error: row.s_error,
+                attempts,
+                opts: row.s_opts,
+                created_at: created,
+                started_at: row.s_started_at,
+                ended_at: row.s_ended_at,
+            }
+            .into_step()?,
+        );
+    }
+    Ok(out)
 }
 
 /// Runs newest first (by id, a ULID), one page.

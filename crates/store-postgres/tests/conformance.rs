@@ -32,6 +32,7 @@ pg_conformance!(
     concurrent_claimers_never_share_an_item,
     expired_lease_rescued_and_stale_commit_refused,
     retry_and_release_dispositions,
+    continue_keeps_the_lease_and_applies_like_a_read,
     enqueue_dedupe_key,
     waits_found_by_event_and_resumed_once,
     require_wait_skips_when_gone,

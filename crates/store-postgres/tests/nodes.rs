@@ -280,3 +280,37 @@ async fn large_batches_in_one_transaction() {
         "{N} events+runs published in {publish_time:?}, {N} run ends committed in {commit_time:?}"
     );
 }
+
+/// A queue table that grew from empty gets fresh planner statistics from
+/// `maintain` (autovacuum would take a minute or more), so the claim's plan is made
+/// for its real size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintain_refreshes_statistics_of_grown_tables() {
+    let Some(url) = database_url().await else {
+        return;
+    };
+    let store = connect(url, fresh_schema()).await;
+    let items: Vec<NewQueueItem> = (0..3_000).map(|i| wake_item(T0.plus_ms(i))).collect();
+    store.enqueue(items).await.unwrap();
+    let reltuples = || async {
+        sqlx::query_scalar::<_, f32>(
+            "SELECT reltuples FROM pg_class
+             WHERE oid = (current_schema() || '.queue_items')::regclass",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+    };
+    assert!(reltuples().await < 1_000.0, "not analyzed yet");
+    // Table statistics reach pg_stat_user_tables within about a second.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while store.maintain().await.unwrap() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "maintain never analyzed the grown queue"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(reltuples().await >= 2_000.0, "statistics now see the rows");
+    assert_eq!(store.maintain().await.unwrap(), 0, "nothing grew since");
+}

@@ -176,4 +176,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Deletes ended runs (with their steps) and events received before `before`.
     /// Returns how many rows went.
     async fn prune(&self, before: Millis) -> Result<u64>;
+
+    /// Housekeeping one node (the rescuer's leader) calls about once a second: on
+    /// Postgres, refreshes planner statistics of tables that changed a lot since
+    /// they were last analyzed, since a queue's tables go from empty to large faster
+    /// than autovacuum looks. Returns how many tables it refreshed.
+    async fn maintain(&self) -> Result<u64> {
+        Ok(0)
+    }
 }

@@ -172,6 +172,15 @@ pub enum Disposition {
     Retry { at: Millis, error: Option<Value> },
     /// Give the item back unchanged (same attempt), available at `at` (shutdown).
     Release { at: Millis },
+    /// Keep the lease (until `lease_expires_at`) and turn the item, in place, into
+    /// `next` with attempt 0: its kind, step, payload, priority, concurrency keys and
+    /// `available_at` (its `dedupe_key`, run and function stay). The holder carries on
+    /// with it in the same dispatch, so a run's next call needs no claim; should the
+    /// holder die, the item is rescued as `next`.
+    Continue {
+        next: Box<NewQueueItem>,
+        lease_expires_at: Millis,
+    },
 }
 
 /// Everything one attempt's outcome writes, atomically, guarded by the lease.

@@ -173,6 +173,77 @@ pub struct RunState {
     pub steps: Vec<Step>,
 }
 
+impl RunState {
+    /// Applies what a commit writes to this run (its step records and run update) the
+    /// way a store does, so the state equals what [`Store::run_state`] would read back
+    /// afterwards: records merge as [`StepRecord`] says (memoized steps are final),
+    /// new steps get `created_at = now`, and steps are re-sorted (memoized first by
+    /// `ended_at`, the rest by `created_at`, then `step_id`). Records of other runs
+    /// are ignored.
+    ///
+    /// [`Store::run_state`]: crate::Store::run_state
+    pub fn apply(&mut self, records: &[StepRecord], update: Option<&RunUpdate>, now: Millis) {
+        for r in records.iter().filter(|r| r.run_id == self.run.id) {
+            match self.steps.iter_mut().find(|s| s.step_id == r.step_id) {
+                Some(s) if s.status.is_memoized() => {}
+                Some(s) => {
+                    s.name = r.name.clone();
+                    s.op = r.op.clone();
+                    s.status = r.status;
+                    s.result = r.result.clone();
+                    s.error = r.error.clone();
+                    s.attempts = s.attempts.max(r.attempts);
+                    s.opts = r.opts.clone();
+                    s.started_at = s.started_at.or(r.started_at);
+                    s.ended_at = r.ended_at;
+                }
+                None => self.steps.push(Step {
+                    run_id: r.run_id,
+                    step_id: r.step_id.clone(),
+                    name: r.name.clone(),
+                    op: r.op.clone(),
+                    status: r.status,
+                    result: r.result.clone(),
+                    error: r.error.clone(),
+                    attempts: r.attempts,
+                    opts: r.opts.clone(),
+                    created_at: now,
+                    started_at: r.started_at,
+                    ended_at: r.ended_at,
+                }),
+            }
+        }
+        self.steps.sort_by(|a, b| step_order(a).cmp(&step_order(b)));
+        if let Some(u) = update {
+            let run = &mut self.run;
+            run.status = u.status.unwrap_or(run.status);
+            if u.output.is_some() {
+                run.output = u.output.clone();
+            }
+            if u.error.is_some() {
+                run.error = u.error.clone();
+            }
+            run.request_version = u.request_version.or(run.request_version);
+            run.disable_immediate_execution = u
+                .disable_immediate_execution
+                .unwrap_or(run.disable_immediate_execution);
+            run.started_at = u.started_at.or(run.started_at);
+            run.ended_at = u.ended_at.or(run.ended_at);
+        }
+    }
+}
+
+/// The order of a run's steps in a [`RunState`].
+fn step_order(s: &Step) -> (bool, Option<Millis>, &str) {
+    let memoized = s.status.is_memoized();
+    let at = if memoized {
+        s.ended_at
+    } else {
+        Some(s.created_at)
+    };
+    (!memoized, at, s.step_id.as_str())
+}
+
 /// Filter for listing runs, newest first.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunFilter {

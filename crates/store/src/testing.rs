@@ -47,6 +47,7 @@ macro_rules! conformance_suite {
             concurrent_claimers_never_share_an_item,
             expired_lease_rescued_and_stale_commit_refused,
             retry_and_release_dispositions,
+            continue_keeps_the_lease_and_applies_like_a_read,
             enqueue_dedupe_key,
             waits_found_by_event_and_resumed_once,
             require_wait_skips_when_gone,
@@ -1125,6 +1126,75 @@ pub async fn expired_lease_rescued_and_stale_commit_refused(store: DynStore) {
 
 /// Retry bumps the attempt and reschedules with the error; Release reschedules
 /// without a bump; both end the lease.
+/// `Disposition::Continue` keeps the item leased to the same token and rewrites it in
+/// place; a stale lease cannot continue; `RunState::apply` of the same commit equals
+/// the state read back.
+pub async fn continue_keeps_the_lease_and_applies_like_a_read(store: DynStore) {
+    let (run_id, first) = run_in_flight(&store, at(0)).await;
+    let mut state = store.run_state(run_id).await.unwrap();
+    let f = state.run.function_id;
+    let mut next = NewQueueItem::call(run_id, f, None, at(5));
+    next.payload = json!({"after": "a-step"});
+    next.priority = -3;
+    next.concurrency_keys = vec!["k".into()];
+    let mut commit = Commit::new(
+        lease_of(&first),
+        Disposition::Continue {
+            next: Box::new(next),
+            lease_expires_at: at(90_000),
+        },
+    );
+    commit.steps = vec![
+        step(run_id, "a-step", StepStatus::Completed, Some(at(5))),
+        step(run_id, "b-step", StepStatus::Sleeping, None),
+    ];
+    let update = RunUpdate {
+        status: Some(RunStatus::Running),
+        request_version: Some(2),
+        started_at: Some(at(5)),
+        ..RunUpdate::default()
+    };
+    commit.run = Some((run_id, update.clone()));
+    assert_eq!(
+        commit_one(&store, commit.clone(), at(5)).await,
+        CommitResult::Applied
+    );
+
+    let items = store.run_queue_items(run_id).await.unwrap();
+    assert_eq!(items.len(), 1, "the item is rewritten, not replaced");
+    let it = &items[0];
+    assert_eq!(it.id, first.id);
+    assert_eq!(it.lease(), first.lease(), "same lease token");
+    assert_eq!(it.lease_expires_at, Some(at(90_000)));
+    assert_eq!((it.kind, it.step_id.as_deref()), (QueueKind::Call, None));
+    assert_eq!(it.payload, json!({"after": "a-step"}));
+    assert_eq!((it.attempt, it.priority), (0, -3));
+    assert_eq!(it.concurrency_keys, vec!["k".to_string()]);
+    assert!(
+        store
+            .claim(claim(10, 60_000, at(10)))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a continued item stays leased"
+    );
+
+    state.apply(&commit.steps, Some(&update), at(5));
+    assert_eq!(store.run_state(run_id).await.unwrap(), state);
+
+    // The holder ends it with the same lease; a stale copy cannot continue it again.
+    let stale = commit;
+    assert_eq!(
+        commit_one(&store, done(&first), at(20)).await,
+        CommitResult::Applied
+    );
+    assert_eq!(
+        commit_one(&store, stale, at(21)).await,
+        CommitResult::LeaseLost
+    );
+    assert!(store.run_queue_items(run_id).await.unwrap().is_empty());
+}
+
 pub async fn retry_and_release_dispositions(store: DynStore) {
     let id = store.enqueue(vec![item(at(0), 0)]).await.unwrap()[0];
     let c = store

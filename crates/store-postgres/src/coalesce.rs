@@ -1,0 +1,134 @@
+//! Coalesced reads: concurrent callers of the same per-key read share one query.
+//!
+//! A claimed batch starts dozens of calls at once, and each reads its run's state;
+//! run endings each look up waits for `inngest/function.finished`. One query per
+//! caller costs Postgres a round trip, a plan and an execution each. Here callers queue
+//! their keys, and a few worker tasks take everything queued and answer it with one
+//! query. A lone caller is served at once (no lingering), and every answer comes from
+//! a query that started after its caller asked, so coalescing never serves a stale
+//! read.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use sluice_store::{Error, Result};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+type Reply<V> = oneshot::Sender<Result<V>>;
+
+/// Answers a batch of keys: one result per key, in order.
+pub(crate) type Load<K, V> = Arc<
+    dyn Fn(Vec<K>) -> Pin<Box<dyn Future<Output = Result<Vec<Result<V>>>> + Send>> + Send + Sync,
+>;
+
+/// The callers' side of a coalesced read. Workers end when it is dropped.
+pub(crate) struct Coalescer<K, V> {
+    tx: mpsc::UnboundedSender<(K, Reply<V>)>,
+}
+
+impl<K: Send + 'static, V: Send + 'static> Coalescer<K, V> {
+    /// Starts `workers` tasks, each answering up to `max` queued keys per query.
+    pub(crate) fn start(workers: usize, max: usize, load: Load<K, V>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel::<(K, Reply<V>)>();
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..workers.max(1) {
+            let (rx, load) = (rx.clone(), load.clone());
+            tokio::spawn(async move {
+                loop {
+                    let batch = {
+                        let mut rx = rx.lock().await;
+                        let Some(first) = rx.recv().await else { return };
+                        let mut batch = vec![first];
+                        while batch.len() < max {
+                            match rx.try_recv() {
+                                Ok(next) => batch.push(next),
+                                Err(_) => break,
+                            }
+                        }
+                        batch
+                    };
+                    let (keys, replies): (Vec<K>, Vec<Reply<V>>) = batch.into_iter().unzip();
+                    match load(keys).await {
+                        Ok(values) => {
+                            for (reply, value) in replies.into_iter().zip(values) {
+                                let _ = reply.send(value);
+                            }
+                        }
+                        Err(e) => {
+                            let message = e.to_string();
+                            for reply in replies {
+                                let _ = reply.send(Err(Error::Backend(message.clone())));
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        Self { tx }
+    }
+
+    /// Reads `key`, with whatever other keys are queued.
+    pub(crate) async fn get(&self, key: K) -> Result<V> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((key, reply))
+            .map_err(|_| Error::Backend("the store is shut down".into()))?;
+        rx.await
+            .unwrap_or_else(|_| Err(Error::Backend("a coalesced read was dropped".into())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_share_queries_and_get_their_own_answer() {
+        let queries = Arc::new(AtomicUsize::new(0));
+        let counted = queries.clone();
+        let load: Load<u32, u32> = Arc::new(move |keys: Vec<u32>| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(keys
+                    .into_iter()
+                    .map(|k| {
+                        if k == 7 {
+                            Err(Error::NotFound("seven".into()))
+                        } else {
+                            Ok(k * 10)
+                        }
+                    })
+                    .collect())
+            })
+        });
+        let c = Arc::new(Coalescer::start(1, 64, load));
+        let tasks: Vec<_> = (0..40)
+            .map(|k| {
+                let c = c.clone();
+                tokio::spawn(async move { (k, c.get(k).await) })
+            })
+            .collect();
+        for t in tasks {
+            let (k, got) = t.await.unwrap();
+            match got {
+                Ok(v) => assert_eq!(v, k * 10),
+                Err(Error::NotFound(_)) => assert_eq!(k, 7),
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        let n = queries.load(Ordering::Relaxed);
+        assert!(n < 40, "40 concurrent reads took {n} queries");
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_fails_each_caller() {
+        let load: Load<u32, u32> =
+            Arc::new(|_| Box::pin(async { Err(Error::Backend("down".into())) }));
+        let c = Coalescer::start(2, 8, load);
+        assert!(matches!(c.get(1).await, Err(Error::Backend(_))));
+    }
+}
