@@ -11,6 +11,11 @@ mod serve;
 
 use clap::Parser;
 
+/// Many small, short-lived allocations on several threads (JSON bodies, rows):
+/// mimalloc serves them for a fraction of glibc malloc's cost.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let env: Vec<(String, String)> = std::env::vars().collect();

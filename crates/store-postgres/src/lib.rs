@@ -208,9 +208,6 @@ impl PostgresStore {
             .url
             .parse()
             .map_err(|e| Error::Backend(format!("invalid database url: {e}")))?;
-        // A queue's tables go from empty to large within seconds: a generic plan
-        // made while they were empty (sequential scans) would be kept for good.
-        let connect = connect.options([("plan_cache_mode", "force_custom_plan")]);
         let mut pool_options = PgPoolOptions::new().max_connections(options.max_connections.max(1));
         if let Some(schema) = &options.schema {
             if !valid_schema(schema) {
