@@ -1,6 +1,8 @@
 //! `events` and `event_dedupe`, and the publish use case that writes an event's
 //! whole fan-out.
 
+use std::collections::HashSet;
+
 use sluice_core::{EventId, Millis};
 use sluice_store::{DEDUPE_WINDOW_MS, Event, EventFilter, Page, Publish, Published};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
@@ -49,23 +51,34 @@ fn events(rows: Vec<EventRow>) -> Result<Vec<Event>> {
     rows.into_iter().map(Event::try_from).collect()
 }
 
-/// The id this event duplicates, if it is a duplicate; otherwise claims its
-/// external id for the dedupe window.
-async fn dedupe(
+/// Rows per multi-row statement (8 binds each, far below SQLite's bind limit).
+const CHUNK: usize = 500;
+
+/// Which of `ids` are stored events.
+async fn stored(conn: &mut SqliteConnection, ids: &[String]) -> Result<HashSet<String>> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let mut qb: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new("SELECT id FROM events WHERE id IN (");
+        let mut list = qb.separated(", ");
+        for id in chunk {
+            list.push_bind(id);
+        }
+        qb.push(")");
+        let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        found.extend(rows.into_iter().map(|(id,)| id));
+    }
+    Ok(found)
+}
+
+/// Claims `event`'s external id for the dedupe window; returns the event it
+/// duplicates when another event holds it.
+async fn claim_external(
     conn: &mut SqliteConnection,
     event: &Event,
+    external: &str,
     now: Millis,
 ) -> Result<Option<EventId>> {
-    let known: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM events WHERE id = ?1")
-        .bind(event.id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-    if known.is_some() {
-        return Ok(Some(event.id));
-    }
-    let Some(external) = &event.external_id else {
-        return Ok(None);
-    };
     let claimed: Option<(String,)> = sqlx::query_as(
         "INSERT INTO event_dedupe (external_id, event_id, expires_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT (external_id) DO UPDATE SET event_id = excluded.event_id, \
@@ -89,39 +102,72 @@ async fn dedupe(
     Ok(Some(parse("event id", &existing)?))
 }
 
-/// Writes a batch of publishes inside the caller's transaction.
+/// Inserts events with multi-row statements.
+async fn insert(conn: &mut SqliteConnection, new: &[&Event]) -> Result<()> {
+    for chunk in new.chunks(CHUNK) {
+        let mut qb: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new(concat!("INSERT INTO events (", event_columns!(), ") "));
+        qb.push_values(chunk, |mut b, e| {
+            b.push_bind(e.id.to_string())
+                .push_bind(e.external_id.clone())
+                .push_bind(e.name.clone())
+                .push_bind(json(&e.data))
+                .push_bind(json(&e.user))
+                .push_bind(e.version.clone())
+                .push_bind(e.ts.0)
+                .push_bind(e.received_at.0);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Writes a batch of publishes inside the caller's transaction, a few statements for
+/// the whole batch: which ids are stored, the events, their runs (with links and
+/// first items); resumes, cancels and external-id claims go one by one.
 pub(crate) async fn publish(
     conn: &mut SqliteConnection,
-    batch: &[Publish],
+    batch: &[&Publish],
     now: Millis,
     woken: &mut Woken,
 ) -> Result<Vec<Published>> {
+    let ids: Vec<String> = batch.iter().map(|p| p.event.id.to_string()).collect();
+    let known = stored(conn, &ids).await?;
+    let mut seen: HashSet<EventId> = HashSet::new();
     let mut out = Vec::with_capacity(batch.len());
-    for p in batch {
+    let mut winners: Vec<&Publish> = Vec::new();
+    for (p, id) in batch.iter().zip(&ids) {
         let e = &p.event;
-        if let Some(id) = dedupe(conn, e, now).await? {
-            out.push(Published {
+        let duplicate_of = if known.contains(id) || seen.contains(&e.id) {
+            Some(e.id)
+        } else if let Some(external) = &e.external_id {
+            claim_external(conn, e, external, now).await?
+        } else {
+            None
+        };
+        match duplicate_of {
+            Some(id) => out.push(Published {
                 id,
                 duplicate: true,
-            });
-            continue;
+            }),
+            None => {
+                seen.insert(e.id);
+                winners.push(p);
+                out.push(Published {
+                    id: e.id,
+                    duplicate: false,
+                });
+            }
         }
-        sqlx::query(concat!(
-            "INSERT INTO events (",
-            event_columns!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-        ))
-        .bind(e.id.to_string())
-        .bind(&e.external_id)
-        .bind(&e.name)
-        .bind(json(&e.data))
-        .bind(json(&e.user))
-        .bind(&e.version)
-        .bind(e.ts.0)
-        .bind(e.received_at.0)
-        .execute(&mut *conn)
-        .await?;
-        runs::insert(conn, &p.runs, now, woken).await?;
+    }
+    let events: Vec<&Event> = winners.iter().map(|p| &p.event).collect();
+    insert(conn, &events).await?;
+    let new_runs: Vec<sluice_store::NewRun> = winners
+        .iter()
+        .flat_map(|p| p.runs.iter().cloned())
+        .collect();
+    runs::insert(conn, &new_runs, now, woken).await?;
+    for p in &winners {
         for resume in &p.resumes {
             if waits::take(conn, resume.wait_id).await? {
                 runs::upsert_steps(conn, std::slice::from_ref(&resume.step), now).await?;
@@ -129,10 +175,6 @@ pub(crate) async fn publish(
             }
         }
         runs::cancel(conn, &p.cancels, now).await?;
-        out.push(Published {
-            id: e.id,
-            duplicate: false,
-        });
     }
     Ok(out)
 }

@@ -264,6 +264,7 @@ impl Store for SqliteStore {
         batch: Vec<Publish>,
         now: Millis,
     ) -> sluice_store::Result<Vec<Published>> {
+        let batch: Vec<&Publish> = batch.iter().collect();
         in_write!(self, |c, w| events::publish(c, &batch, now, &mut w).await?)
     }
 
@@ -351,13 +352,8 @@ impl Store for SqliteStore {
         commits: Vec<Commit>,
         now: Millis,
     ) -> sluice_store::Result<Vec<CommitResult>> {
-        in_write!(self, |c, w| {
-            let mut results = Vec::with_capacity(commits.len());
-            for commit in &commits {
-                results.push(queue::apply(c, commit, now, &mut w).await?);
-            }
-            results
-        })
+        in_write!(self, |c, w| queue::apply_all(c, &commits, now, &mut w)
+            .await?)
     }
 
     async fn rescue_expired(&self, now: Millis) -> sluice_store::Result<u64> {

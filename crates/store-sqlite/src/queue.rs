@@ -1,9 +1,11 @@
 //! `queue_items`: enqueue, claim, heartbeat, commit, rescue, and depth.
 
-use sluice_core::{Millis, QueueItemId};
+use std::collections::HashMap;
+
+use sluice_core::{Millis, QueueItemId, RunId};
 use sluice_store::{
-    Claim, Commit, CommitResult, Disposition, LeaseRef, LeaseToken, NewQueueItem, QueueItem,
-    QueueStats,
+    Claim, Commit, CommitResult, Disposition, LeaseRef, LeaseToken, NewQueueItem, NewWait, Publish,
+    QueueItem, QueueStats, RunUpdate, StepRecord,
 };
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
@@ -147,31 +149,48 @@ pub(crate) async fn heartbeat(
     leases: &[LeaseRef],
     expires_at: Millis,
 ) -> Result<Vec<QueueItemId>> {
-    let mut lost = Vec::new();
-    for lease in leases {
-        let done = sqlx::query(
-            "UPDATE queue_items SET lease_expires_at = ?1 WHERE id = ?2 AND lease_token = ?3",
-        )
-        .bind(expires_at.0)
-        .bind(lease.item.0)
-        .bind(lease.token.0.to_string())
-        .execute(&mut *conn)
-        .await?;
-        if done.rows_affected() == 0 {
-            lost.push(lease.item);
-        }
+    let mut held = std::collections::HashSet::new();
+    for chunk in leases.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new("UPDATE queue_items SET lease_expires_at = ");
+        qb.push_bind(expires_at.0);
+        qb.push(" FROM (");
+        qb.push_values(chunk, |mut b, l| {
+            b.push_bind(l.item.0).push_bind(l.token.0.to_string());
+        });
+        qb.push(
+            ") AS t WHERE queue_items.id = t.column1 AND queue_items.lease_token = t.column2 \
+             RETURNING queue_items.id",
+        );
+        let rows: Vec<(i64,)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        held.extend(rows.into_iter().map(|(id,)| id));
     }
-    Ok(lost)
+    Ok(leases
+        .iter()
+        .filter(|l| !held.contains(&l.item.0))
+        .map(|l| l.item)
+        .collect())
 }
 
-async fn held(conn: &mut SqliteConnection, lease: &LeaseRef) -> Result<bool> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT 1 FROM queue_items WHERE id = ?1 AND lease_token = ?2")
-            .bind(lease.item.0)
-            .bind(lease.token.0.to_string())
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.is_some())
+/// The lease tokens of the leased items among `ids`.
+async fn lease_tokens(
+    conn: &mut SqliteConnection,
+    ids: &[QueueItemId],
+) -> Result<HashMap<i64, String>> {
+    let mut tokens = HashMap::new();
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+            "SELECT id, lease_token FROM queue_items WHERE lease_token IS NOT NULL AND id IN (",
+        );
+        let mut list = qb.separated(", ");
+        for id in chunk {
+            list.push_bind(id.0);
+        }
+        qb.push(")");
+        let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        tokens.extend(rows);
+    }
+    Ok(tokens)
 }
 
 /// Ends a held item as its disposition says.
@@ -236,33 +255,94 @@ async fn end(
     Ok(())
 }
 
-/// Applies one commit inside the caller's transaction.
-pub(crate) async fn apply(
+/// Applies a batch of commits inside the caller's transaction, with a few statements
+/// for the whole batch (lease check, run updates, steps, items, waits, publishes,
+/// ends); one [`CommitResult`] per commit. A lease is used once: a second commit with
+/// the same lease loses it. Items and waits of runs that end in the batch are not
+/// written, and their other items and waits are deleted (those the batch is ending
+/// itself are ended by their own dispositions).
+pub(crate) async fn apply_all(
     conn: &mut SqliteConnection,
-    commit: &Commit,
+    commits: &[Commit],
     now: Millis,
     woken: &mut Woken,
-) -> Result<CommitResult> {
-    if !held(conn, &commit.lease).await? {
-        return Ok(CommitResult::LeaseLost);
-    }
-    if let Some(wait) = commit.require_wait {
-        if !waits::take(conn, wait).await? {
-            end(conn, commit.lease.item, &commit.disposition, woken).await?;
-            return Ok(CommitResult::Skipped);
+) -> Result<Vec<CommitResult>> {
+    let ids: Vec<QueueItemId> = commits.iter().map(|c| c.lease.item).collect();
+    let mut tokens = lease_tokens(conn, &ids).await?;
+    let mut results = Vec::with_capacity(commits.len());
+    let mut writers: Vec<&Commit> = Vec::new();
+    let mut ending: Vec<&Commit> = Vec::new();
+    for c in commits {
+        let token = c.lease.token.0.to_string();
+        if tokens.get(&c.lease.item.0) != Some(&token) {
+            results.push(CommitResult::LeaseLost);
+            continue;
+        }
+        tokens.remove(&c.lease.item.0);
+        ending.push(c);
+        match c.require_wait {
+            Some(wait) if !waits::take(conn, wait).await? => results.push(CommitResult::Skipped),
+            _ => {
+                results.push(CommitResult::Applied);
+                writers.push(c);
+            }
         }
     }
-    if let Some((run, update)) = &commit.run {
-        runs::update(conn, *run, update, Some(commit.lease.item)).await?;
+
+    let updates: Vec<(RunId, &RunUpdate)> = writers
+        .iter()
+        .filter_map(|c| c.run.as_ref().map(|(id, u)| (*id, u)))
+        .collect();
+    let ended = runs::update_many(conn, &updates).await?;
+    if !ended.is_empty() {
+        let keep: Vec<i64> = ending.iter().map(|c| c.lease.item.0).collect();
+        delete_for_runs(conn, &ended, &keep).await?;
+        waits::delete_for_runs(conn, &ended).await?;
     }
-    runs::upsert_steps(conn, &commit.steps, now).await?;
-    insert(conn, &commit.enqueue, now, woken).await?;
-    waits::insert(conn, &commit.waits).await?;
-    if !commit.publish.is_empty() {
-        events::publish(conn, &commit.publish, now, woken).await?;
+    let live = |run: Option<RunId>| run.is_none_or(|r| !ended.contains(&r));
+
+    let steps: Vec<StepRecord> = writers
+        .iter()
+        .flat_map(|c| c.steps.iter().cloned())
+        .collect();
+    runs::upsert_steps(conn, &steps, now).await?;
+    let items: Vec<NewQueueItem> = writers
+        .iter()
+        .flat_map(|c| c.enqueue.iter())
+        .filter(|i| live(i.run_id))
+        .cloned()
+        .collect();
+    insert(conn, &items, now, woken).await?;
+    let new_waits: Vec<&NewWait> = writers
+        .iter()
+        .flat_map(|c| c.waits.iter())
+        .filter(|w| live(Some(w.run_id)))
+        .collect();
+    waits::insert(conn, &new_waits).await?;
+    let publishes: Vec<&Publish> = writers.iter().flat_map(|c| c.publish.iter()).collect();
+    if !publishes.is_empty() {
+        events::publish(conn, &publishes, now, woken).await?;
     }
-    end(conn, commit.lease.item, &commit.disposition, woken).await?;
-    Ok(CommitResult::Applied)
+
+    let done: Vec<i64> = ending
+        .iter()
+        .filter(|c| c.disposition == Disposition::Done)
+        .map(|c| c.lease.item.0)
+        .collect();
+    for chunk in done.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new("DELETE FROM queue_items WHERE id IN (");
+        let mut list = qb.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        qb.push(")");
+        qb.build().execute(&mut *conn).await?;
+    }
+    for c in ending.iter().filter(|c| c.disposition != Disposition::Done) {
+        end(conn, c.lease.item, &c.disposition, woken).await?;
+    }
+    Ok(results)
 }
 
 /// Makes expired leases available again at `now` with `attempt + 1`.
@@ -316,16 +396,28 @@ pub(crate) async fn for_run(conn: &mut SqliteConnection, run: &str) -> Result<Ve
     items(rows)
 }
 
-/// Deletes a run's items, except `keep` (the item a commit is ending itself).
-pub(crate) async fn delete_for_run(
+/// Deletes the items of `runs`, except those in `keep` (items being ended by their
+/// own commits).
+pub(crate) async fn delete_for_runs(
     conn: &mut SqliteConnection,
-    run: &str,
-    keep: Option<QueueItemId>,
+    runs: &[RunId],
+    keep: &[i64],
 ) -> Result<()> {
-    sqlx::query("DELETE FROM queue_items WHERE run_id = ?1 AND id IS NOT ?2")
-        .bind(run)
-        .bind(keep.map(|k| k.0))
-        .execute(conn)
-        .await?;
+    for chunk in runs.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new("DELETE FROM queue_items WHERE run_id IN (");
+        let mut list = qb.separated(", ");
+        for run in chunk {
+            list.push_bind(run.to_string());
+        }
+        qb.push(") AND id NOT IN (");
+        let mut list = qb.separated(", ");
+        list.push_bind(-1i64);
+        for id in keep {
+            list.push_bind(*id);
+        }
+        qb.push(")");
+        qb.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }

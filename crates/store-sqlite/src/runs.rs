@@ -1,6 +1,6 @@
 //! `runs`, `run_events` and `steps`.
 
-use sluice_core::{EventId, Millis, QueueItemId, RunId};
+use sluice_core::{EventId, Millis, RunId};
 use sluice_store::{NewRun, Page, Run, RunFilter, RunStatus, RunUpdate, Step, StepRecord};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
@@ -145,79 +145,103 @@ pub(crate) async fn insert(
 
     let firsts: Vec<_> = new.iter().map(|r| r.first.clone()).collect();
     queue::insert(conn, &firsts, now, woken).await?;
-    for r in new {
-        waits::insert(conn, &r.waits).await?;
-    }
+    let new_waits: Vec<&sluice_store::NewWait> = new.iter().flat_map(|r| r.waits.iter()).collect();
+    waits::insert(conn, &new_waits).await?;
     Ok(())
 }
 
-/// Applies a partial update; a terminal status also deletes the run's items (except
-/// `keep`) and waits.
-pub(crate) async fn update(
-    conn: &mut SqliteConnection,
-    run: RunId,
-    u: &RunUpdate,
-    keep: Option<QueueItemId>,
-) -> Result<()> {
-    let id = run.to_string();
-    sqlx::query(
-        "UPDATE runs SET status = COALESCE(?1, status), output = COALESCE(?2, output), \
-         error = COALESCE(?3, error), request_version = COALESCE(?4, request_version), \
-         disable_immediate_execution = COALESCE(?5, disable_immediate_execution), \
-         started_at = COALESCE(?6, started_at), ended_at = COALESCE(?7, ended_at) \
-         WHERE id = ?8",
-    )
-    .bind(u.status.map(|s| s.as_str()))
-    .bind(opt_json(u.output.as_ref()))
-    .bind(opt_json(u.error.as_ref()))
-    .bind(u.request_version)
-    .bind(u.disable_immediate_execution)
-    .bind(u.started_at.map(|m| m.0))
-    .bind(u.ended_at.map(|m| m.0))
-    .bind(&id)
-    .execute(&mut *conn)
-    .await?;
-    if u.status.is_some_and(RunStatus::is_terminal) {
-        queue::delete_for_run(conn, &id, keep).await?;
-        waits::delete_for_run(conn, &id).await?;
-    }
-    Ok(())
-}
-
-/// Inserts or merges step records (`started_at` kept once set, larger `attempts`).
+/// Inserts or merges step records (`started_at` kept once set, larger `attempts`;
+/// memoized steps are final), with multi-row statements. Records of one step later
+/// in the slice merge into earlier ones, as if written one by one.
 pub(crate) async fn upsert_steps(
     conn: &mut SqliteConnection,
     steps: &[StepRecord],
     now: Millis,
 ) -> Result<()> {
-    for s in steps {
-        sqlx::query(concat!(
-            "INSERT INTO steps (",
-            step_columns!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
-             ON CONFLICT (run_id, step_id) DO UPDATE SET name = excluded.name, \
+    for chunk in steps.chunks(STEP_CHUNK) {
+        let mut qb: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new(concat!("INSERT INTO steps (", step_columns!(), ") "));
+        qb.push_values(chunk, |mut b, s| {
+            b.push_bind(s.run_id.to_string())
+                .push_bind(s.step_id.clone())
+                .push_bind(s.name.clone())
+                .push_bind(s.op.clone())
+                .push_bind(s.status.as_str())
+                .push_bind(opt_json(s.result.as_ref()))
+                .push_bind(opt_json(s.error.as_ref()))
+                .push_bind(s.attempts)
+                .push_bind(opt_json(s.opts.as_ref()))
+                .push_bind(now.0)
+                .push_bind(s.started_at.map(|m| m.0))
+                .push_bind(s.ended_at.map(|m| m.0));
+        });
+        qb.push(
+            " ON CONFLICT (run_id, step_id) DO UPDATE SET name = excluded.name, \
              op = excluded.op, status = excluded.status, result = excluded.result, \
              error = excluded.error, attempts = MAX(steps.attempts, excluded.attempts), \
              opts = excluded.opts, started_at = COALESCE(steps.started_at, excluded.started_at), \
              ended_at = excluded.ended_at \
-             WHERE steps.status NOT IN ('completed', 'failed')"
-        ))
-        .bind(s.run_id.to_string())
-        .bind(&s.step_id)
-        .bind(&s.name)
-        .bind(&s.op)
-        .bind(s.status.as_str())
-        .bind(opt_json(s.result.as_ref()))
-        .bind(opt_json(s.error.as_ref()))
-        .bind(s.attempts)
-        .bind(opt_json(s.opts.as_ref()))
-        .bind(now.0)
-        .bind(s.started_at.map(|m| m.0))
-        .bind(s.ended_at.map(|m| m.0))
-        .execute(&mut *conn)
-        .await?;
+             WHERE steps.status NOT IN ('completed', 'failed')",
+        );
+        qb.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Step rows per statement (12 binds each).
+const STEP_CHUNK: usize = 500;
+
+/// Applies partial updates to several runs in one statement (updates of the same run
+/// fold, later fields winning); returns the runs whose update set a terminal status.
+/// Their other items and waits are the caller's to delete.
+pub(crate) async fn update_many(
+    conn: &mut SqliteConnection,
+    updates: &[(RunId, &RunUpdate)],
+) -> Result<Vec<RunId>> {
+    let mut merged: Vec<(RunId, RunUpdate)> = Vec::with_capacity(updates.len());
+    for (id, u) in updates {
+        match merged.iter_mut().find(|(m, _)| m == id) {
+            Some((_, m)) => {
+                m.status = u.status.or(m.status);
+                m.output = u.output.clone().or(m.output.take());
+                m.error = u.error.clone().or(m.error.take());
+                m.request_version = u.request_version.or(m.request_version);
+                m.disable_immediate_execution = u
+                    .disable_immediate_execution
+                    .or(m.disable_immediate_execution);
+                m.started_at = u.started_at.or(m.started_at);
+                m.ended_at = u.ended_at.or(m.ended_at);
+            }
+            None => merged.push((*id, (*u).clone())),
+        }
+    }
+    for chunk in merged.chunks(STEP_CHUNK) {
+        let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+            "UPDATE runs SET status = COALESCE(u.column2, runs.status), \
+             output = COALESCE(u.column3, runs.output), error = COALESCE(u.column4, runs.error), \
+             request_version = COALESCE(u.column5, runs.request_version), \
+             disable_immediate_execution = COALESCE(u.column6, runs.disable_immediate_execution), \
+             started_at = COALESCE(u.column7, runs.started_at), \
+             ended_at = COALESCE(u.column8, runs.ended_at) FROM (",
+        );
+        qb.push_values(chunk, |mut b, (id, u)| {
+            b.push_bind(id.to_string())
+                .push_bind(u.status.map(|s| s.as_str()))
+                .push_bind(opt_json(u.output.as_ref()))
+                .push_bind(opt_json(u.error.as_ref()))
+                .push_bind(u.request_version)
+                .push_bind(u.disable_immediate_execution)
+                .push_bind(u.started_at.map(|m| m.0))
+                .push_bind(u.ended_at.map(|m| m.0));
+        });
+        qb.push(") AS u WHERE runs.id = u.column1");
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(merged
+        .into_iter()
+        .filter(|(_, u)| u.status.is_some_and(RunStatus::is_terminal))
+        .map(|(id, _)| id)
+        .collect())
 }
 
 /// Cancels the runs that have not ended, deleting their items and waits.
@@ -238,10 +262,12 @@ pub(crate) async fn cancel(
         .fetch_optional(&mut *conn)
         .await?;
         if hit.is_some() {
-            queue::delete_for_run(conn, &id, None).await?;
-            waits::delete_for_run(conn, &id).await?;
             cancelled.push(*run);
         }
+    }
+    if !cancelled.is_empty() {
+        queue::delete_for_runs(conn, &cancelled, &[]).await?;
+        waits::delete_for_runs(conn, &cancelled).await?;
     }
     Ok(cancelled)
 }

@@ -50,25 +50,24 @@ fn waits(rows: Vec<WaitRow>) -> Result<Vec<Wait>> {
     rows.into_iter().map(Wait::try_from).collect()
 }
 
-pub(crate) async fn insert(conn: &mut SqliteConnection, new: &[NewWait]) -> Result<()> {
-    for w in new {
-        sqlx::query(concat!(
-            "INSERT INTO waits (",
-            wait_columns!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-        ))
-        .bind(w.id.to_string())
-        .bind(w.run_id.to_string())
-        .bind(w.kind.as_str())
-        .bind(&w.step_id)
-        .bind(&w.event_name)
-        .bind(&w.expression)
-        .bind(&w.correlation_id)
-        .bind(json(&w.trigger_event))
-        .bind(w.expires_at.map(|m| m.0))
-        .bind(w.created_at.0)
-        .execute(&mut *conn)
-        .await?;
+/// Inserts waits with multi-row statements.
+pub(crate) async fn insert(conn: &mut SqliteConnection, new: &[&NewWait]) -> Result<()> {
+    for chunk in new.chunks(500) {
+        let mut qb: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new(concat!("INSERT INTO waits (", wait_columns!(), ") "));
+        qb.push_values(chunk, |mut b, w| {
+            b.push_bind(w.id.to_string())
+                .push_bind(w.run_id.to_string())
+                .push_bind(w.kind.as_str())
+                .push_bind(w.step_id.clone())
+                .push_bind(w.event_name.clone())
+                .push_bind(w.expression.clone())
+                .push_bind(w.correlation_id.clone())
+                .push_bind(json(&w.trigger_event))
+                .push_bind(w.expires_at.map(|m| m.0))
+                .push_bind(w.created_at.0);
+        });
+        qb.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -119,11 +118,20 @@ pub(crate) async fn for_run(conn: &mut SqliteConnection, run: &str) -> Result<Ve
     waits(rows)
 }
 
-pub(crate) async fn delete_for_run(conn: &mut SqliteConnection, run: &str) -> Result<()> {
-    sqlx::query("DELETE FROM waits WHERE run_id = ?1")
-        .bind(run)
-        .execute(conn)
-        .await?;
+pub(crate) async fn delete_for_runs(
+    conn: &mut SqliteConnection,
+    runs: &[sluice_core::RunId],
+) -> Result<()> {
+    for chunk in runs.chunks(500) {
+        let mut qb: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new("DELETE FROM waits WHERE run_id IN (");
+        let mut list = qb.separated(", ");
+        for run in chunk {
+            list.push_bind(run.to_string());
+        }
+        qb.push(")");
+        qb.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
