@@ -149,18 +149,7 @@ fn merge_updates(updates: Vec<(RunId, RunUpdate)>) -> Vec<(RunId, RunUpdate)> {
     let mut index: HashMap<RunId, usize> = HashMap::new();
     for (id, u) in updates {
         match index.get(&id) {
-            Some(&i) => {
-                let m = &mut merged[i].1;
-                m.status = u.status.or(m.status);
-                m.output = u.output.or(m.output.take());
-                m.error = u.error.or(m.error.take());
-                m.request_version = u.request_version.or(m.request_version);
-                m.disable_immediate_execution = u
-                    .disable_immediate_execution
-                    .or(m.disable_immediate_execution);
-                m.started_at = u.started_at.or(m.started_at);
-                m.ended_at = u.ended_at.or(m.ended_at);
-            }
+            Some(&i) => merged[i].1.merge(&u),
             None => {
                 index.insert(id, merged.len());
                 merged.push((id, u));

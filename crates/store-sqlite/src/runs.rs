@@ -201,17 +201,7 @@ pub(crate) async fn update_many(
     let mut merged: Vec<(RunId, RunUpdate)> = Vec::with_capacity(updates.len());
     for (id, u) in updates {
         match merged.iter_mut().find(|(m, _)| m == id) {
-            Some((_, m)) => {
-                m.status = u.status.or(m.status);
-                m.output = u.output.clone().or(m.output.take());
-                m.error = u.error.clone().or(m.error.take());
-                m.request_version = u.request_version.or(m.request_version);
-                m.disable_immediate_execution = u
-                    .disable_immediate_execution
-                    .or(m.disable_immediate_execution);
-                m.started_at = u.started_at.or(m.started_at);
-                m.ended_at = u.ended_at.or(m.ended_at);
-            }
+            Some((_, m)) => m.merge(u),
             None => merged.push((*id, (*u).clone())),
         }
     }

@@ -62,6 +62,25 @@ pub struct RunUpdate {
     pub ended_at: Option<Millis>,
 }
 
+impl RunUpdate {
+    /// Folds a later update of the same run into this one: its `Some` fields win.
+    pub fn merge(&mut self, later: &RunUpdate) {
+        self.status = later.status.or(self.status);
+        if later.output.is_some() {
+            self.output = later.output.clone();
+        }
+        if later.error.is_some() {
+            self.error = later.error.clone();
+        }
+        self.request_version = later.request_version.or(self.request_version);
+        self.disable_immediate_execution = later
+            .disable_immediate_execution
+            .or(self.disable_immediate_execution);
+        self.started_at = later.started_at.or(self.started_at);
+        self.ended_at = later.ended_at.or(self.ended_at);
+    }
+}
+
 /// Where a step stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
