@@ -499,7 +499,9 @@ impl<'a> Builder<'a> {
                     self.step(op, StepStatus::Planned, None, None);
                     self.enqueue(QueueKind::Call, &op.id, now, Value::Null);
                 }
-                Opcode::Sleep => match op.sleep_target(now.0) {
+                // A relative sleep counts from the end of this millisecond: `now` is
+                // truncated to the millisecond, and a sleep must never end early.
+                Opcode::Sleep => match op.sleep_target(now.0 + 1) {
                     Ok(SleepTarget::Until(at)) => {
                         let at = Millis(at);
                         self.step(op, StepStatus::Sleeping, None, None);
@@ -764,8 +766,10 @@ mod tests {
         let update = &p.commit.run.as_ref().unwrap().1;
         assert_eq!(update.disable_immediate_execution, Some(true));
 
+        // Relative sleeps count from the end of the (truncated) current millisecond,
+        // so they never end early.
         let p = plan_for(206, r#"[{"op":"Sleep","id":"s","name":"1m"}]"#);
-        assert_eq!(kinds(&p), vec![(QueueKind::Wake, Some("s".into()), 60_000)]);
+        assert_eq!(kinds(&p), vec![(QueueKind::Wake, Some("s".into()), 60_001)]);
 
         let p = plan_for(
             206,
