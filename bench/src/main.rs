@@ -170,6 +170,7 @@ async fn measure(cli: &Cli) -> Result<Results> {
         work_dir.clone(),
         settings.clone(),
         cli.phases.clone(),
+        cli.pg_bin.join("psql"),
     );
     let mut stores = Vec::new();
     let mut peer = Peer::default();

@@ -169,6 +169,8 @@ pub struct Context {
     pub settings: Settings,
     /// The measurements to make.
     pub phases: Vec<Phase>,
+    /// `psql`, to checkpoint Postgres between phases.
+    pub psql: PathBuf,
     next_n: AtomicU64,
 }
 
@@ -180,6 +182,7 @@ impl Context {
         work_dir: PathBuf,
         settings: Settings,
         phases: Vec<Phase>,
+        psql: PathBuf,
     ) -> Self {
         Self {
             binary,
@@ -187,6 +190,7 @@ impl Context {
             work_dir,
             settings,
             phases,
+            psql,
             next_n: AtomicU64::new(0),
         }
     }
@@ -270,6 +274,7 @@ pub async fn run(ctx: &Context, backend: &Backend) -> StoreResults {
             "ingest (batch)",
             load::ingest(&ingest(s.batch)).await,
         );
+        settle(ctx, backend).await;
     }
 
     let api_origin = format!("http://{}", server.addr);
@@ -284,7 +289,7 @@ pub async fn run(ctx: &Context, backend: &Backend) -> StoreResults {
     };
     if keep(&mut r.notes, "sync", endpoint.sync().await).is_some() {
         let pool = Arc::new(Pool::new(server.addr));
-        measure_runs(ctx, &server, &endpoint, &pool, &path, &mut r).await;
+        measure_runs(ctx, backend, &server, &endpoint, &pool, &path, &mut r).await;
     }
     let peak = keep(&mut r.notes, "peak rss", server.peak_rss_bytes());
     if let (Some(f), Some(peak)) = (r.footprint.as_mut(), peak) {
@@ -296,6 +301,7 @@ pub async fn run(ctx: &Context, backend: &Backend) -> StoreResults {
 
 async fn measure_runs(
     ctx: &Context,
+    backend: &Backend,
     server: &Server,
     endpoint: &Endpoint,
     pool: &Arc<Pool>,
@@ -347,7 +353,7 @@ async fn measure_runs(
                 bench_cpu_per_1000_runs: per(a.2 - b.2),
             });
         }
-        settle().await;
+        settle(ctx, backend).await;
     }
 
     if ctx.does(Phase::Latency) {
@@ -364,7 +370,7 @@ async fn measure_runs(
             r.latency = Summary::of(&samples);
             r.latency_ms = samples;
         }
-        settle().await;
+        settle(ctx, backend).await;
     }
 
     if ctx.does(Phase::Timers) {
@@ -381,7 +387,7 @@ async fn measure_runs(
             r.timers = Some(timers);
             r.timer_lateness_ms = samples;
         }
-        settle().await;
+        settle(ctx, backend).await;
     }
 
     if ctx.does(Phase::TenSteps) {
@@ -403,9 +409,22 @@ async fn measure_runs(
     }
 }
 
-/// A pause between measurements, so the server's last commits land first.
-async fn settle() {
+/// A pause between measurements, so the server's last commits land first. On
+/// Postgres also `VACUUM (ANALYZE)` and `CHECKPOINT`: the ingest phase leaves a
+/// million events and a gigabyte of WAL behind, and autovacuum's pass over them (about
+/// 8 s of a core here) or the checkpoint's writes would otherwise land in the next
+/// phase's figures.
+async fn settle(ctx: &Context, backend: &Backend) {
     tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Backend::Postgres { url } = backend {
+        let done = tokio::process::Command::new(&ctx.psql)
+            .args(["-q", url, "-c", "VACUUM (ANALYZE)", "-c", "CHECKPOINT"])
+            .status()
+            .await;
+        if !matches!(done, Ok(s) if s.success()) {
+            eprintln!("bench: VACUUM and CHECKPOINT between phases failed: {done:?}");
+        }
+    }
 }
 
 /// Sends one event per key (batches of 100, 4 requests at a time) and waits for every
