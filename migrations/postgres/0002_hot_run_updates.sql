@@ -4,6 +4,9 @@
 -- status walks the primary key newest first instead.
 DROP INDEX IF EXISTS runs_status;
 ALTER TABLE runs SET (fillfactor = 80);
+-- The same for the queue item a run continues on (Disposition::Continue changes no
+-- indexed column).
+ALTER TABLE queue_items SET (fillfactor = 80);
 
 -- Payload columns are never filtered on in SQL (expressions run in Sluice), so
 -- ANALYZE skips them: Sluice refreshes statistics as tables grow (Store::maintain),

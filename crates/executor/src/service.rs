@@ -496,7 +496,6 @@ impl Executor {
             commit.enqueue.clear();
             commit.disposition = Disposition::Continue {
                 next: Box::new(next.clone()),
-                lease_expires_at: flight.lease_until(),
             };
             let steps = commit.steps.clone();
             let update = commit.run.as_ref().map(|(_, u)| u.clone());
@@ -516,8 +515,6 @@ impl Executor {
                 step_id: next.step_id,
                 payload: next.payload,
                 attempt: 0,
-                available_at: next.available_at,
-                priority: next.priority,
                 concurrency_keys: next.concurrency_keys,
                 ..item
             };

@@ -1,9 +1,7 @@
 //! [`Dispatch`]: what works a claimed queue item. The executor implements it, so the
 //! dependency arrow points scheduler ← executor.
 
-use sluice_core::Millis;
 use sluice_store::{Commit, CommitResult, QueueItem};
-use std::time::Duration;
 
 use crate::committer::Committer;
 
@@ -16,35 +14,24 @@ use crate::committer::Committer;
 #[derive(Debug, Clone)]
 pub struct Flight {
     committer: Option<Committer>,
-    lease: Duration,
 }
 
 impl Flight {
-    pub(crate) fn new(committer: Committer, lease: Duration) -> Self {
+    pub(crate) fn new(committer: Committer) -> Self {
         Self {
             committer: Some(committer),
-            lease,
         }
     }
 
     /// A flight that cannot save (tests and tools calling a handler directly):
     /// [`Flight::save`] always fails, so handlers end the item the ordinary way.
     pub fn detached() -> Self {
-        Self {
-            committer: None,
-            lease: Duration::from_secs(30),
-        }
+        Self { committer: None }
     }
 
     /// Whether [`Flight::save`] can write.
     pub fn can_save(&self) -> bool {
         self.committer.is_some()
-    }
-
-    /// When a lease renewed now would expire: the `lease_expires_at` of a
-    /// `Continue`.
-    pub fn lease_until(&self) -> Millis {
-        Millis::now().plus(self.lease)
     }
 
     /// Writes `commit` now, group-committed with others, and returns how it went.

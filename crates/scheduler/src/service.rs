@@ -352,7 +352,7 @@ fn spawn_flight(inner: &Arc<Inner>, item: QueueItem, permit: OwnedSemaphorePermi
                 id,
                 _permit: permit,
             };
-            let flight = Flight::new(inner.committer.clone(), inner.opts.lease);
+            let flight = Flight::new(inner.committer.clone());
             let commit = inner.handler.dispatch(item.clone(), &flight).await;
             // No more heartbeats: the commit decides now.
             inner.leases.lock().expect("not poisoned").remove(&id);

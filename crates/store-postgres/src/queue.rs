@@ -239,10 +239,7 @@ pub(crate) async fn end(
     let mut cont = Continues::default();
     for (id, disposition) in ends {
         match disposition {
-            Disposition::Continue {
-                next,
-                lease_expires_at,
-            } => cont.push(*id, next, *lease_expires_at),
+            Disposition::Continue { next } => cont.push(*id, next),
             Disposition::Done => done.push(id.0),
             Disposition::Retry { at, error } => {
                 ids.push(id.0);
@@ -274,11 +271,9 @@ pub(crate) async fn end(
          cont AS (
              UPDATE queue_items q
              SET kind = t.kind, step_id = t.step_id, payload = t.payload,
-                 available_at = t.at, priority = t.priority, concurrency_keys = t.keys,
-                 attempt = 0, last_error = NULL, lease_expires_at = t.expires
-             FROM UNNEST($8::bigint[], $9::text[], $10::text[], $11::jsonb[], $12::bigint[],
-                         $13::int[], $14::jsonb[], $15::bigint[])
-                  AS t(id, kind, step_id, payload, at, priority, keys, expires)
+                 concurrency_keys = t.keys, attempt = 0, last_error = NULL
+             FROM UNNEST($8::bigint[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[])
+                  AS t(id, kind, step_id, payload, keys)
              WHERE q.id = t.id
              RETURNING q.id)
          SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM cont),
@@ -296,10 +291,7 @@ pub(crate) async fn end(
     .bind(&cont.kinds)
     .bind(&cont.step_ids)
     .bind(&cont.payloads)
-    .bind(&cont.ats)
-    .bind(&cont.priorities)
     .bind(&cont.keys)
-    .bind(&cont.expires)
     .execute(&mut *conn)
     .await
     .db()?;
@@ -313,22 +305,16 @@ struct Continues<'a> {
     kinds: Vec<&'static str>,
     step_ids: Vec<Option<&'a str>>,
     payloads: Vec<Json<&'a Value>>,
-    ats: Vec<i64>,
-    priorities: Vec<i32>,
     keys: Vec<Json<&'a [String]>>,
-    expires: Vec<i64>,
 }
 
 impl<'a> Continues<'a> {
-    fn push(&mut self, id: QueueItemId, next: &'a NewQueueItem, expires: Millis) {
+    fn push(&mut self, id: QueueItemId, next: &'a NewQueueItem) {
         self.ids.push(id.0);
         self.kinds.push(next.kind.as_str());
         self.step_ids.push(next.step_id.as_deref());
         self.payloads.push(Json(&next.payload));
-        self.ats.push(next.available_at.0);
-        self.priorities.push(next.priority);
         self.keys.push(Json(next.concurrency_keys.as_slice()));
-        self.expires.push(expires.0);
     }
 }
 

@@ -220,22 +220,15 @@ async fn end(
             .await?;
             woken.add(*at);
         }
-        Disposition::Continue {
-            next,
-            lease_expires_at,
-        } => {
+        Disposition::Continue { next } => {
             sqlx::query(
                 "UPDATE queue_items SET kind = ?1, step_id = ?2, payload = ?3, \
-                 available_at = ?4, priority = ?5, concurrency_keys = ?6, attempt = 0, \
-                 last_error = NULL, lease_expires_at = ?7 WHERE id = ?8",
+                 concurrency_keys = ?4, attempt = 0, last_error = NULL WHERE id = ?5",
             )
             .bind(next.kind.as_str())
             .bind(next.step_id.as_deref())
             .bind(json(&next.payload))
-            .bind(next.available_at.0)
-            .bind(next.priority)
             .bind(serde_json::to_string(&next.concurrency_keys).unwrap_or_default())
-            .bind(lease_expires_at.0)
             .bind(item.0)
             .execute(conn)
             .await?;

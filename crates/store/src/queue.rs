@@ -172,15 +172,13 @@ pub enum Disposition {
     Retry { at: Millis, error: Option<Value> },
     /// Give the item back unchanged (same attempt), available at `at` (shutdown).
     Release { at: Millis },
-    /// Keep the lease (until `lease_expires_at`) and turn the item, in place, into
-    /// `next` with attempt 0: its kind, step, payload, priority, concurrency keys and
-    /// `available_at` (its `dedupe_key`, run and function stay). The holder carries on
-    /// with it in the same dispatch, so a run's next call needs no claim; should the
-    /// holder die, the item is rescued as `next`.
-    Continue {
-        next: Box<NewQueueItem>,
-        lease_expires_at: Millis,
-    },
+    /// Keep the lease and turn the item, in place, into `next` with attempt 0: its
+    /// kind, step, payload and concurrency keys. Everything indexed stays as it is
+    /// (lease, `available_at`, priority, `dedupe_key`, run, function), so on Postgres
+    /// the update can be a HOT one; heartbeats go on extending the lease. The holder
+    /// carries on with the item in the same dispatch, so a run's next call needs no
+    /// claim; should the holder die, the item is rescued as `next`.
+    Continue { next: Box<NewQueueItem> },
 }
 
 /// Everything one attempt's outcome writes, atomically, guarded by the lease.

@@ -1135,13 +1135,11 @@ pub async fn continue_keeps_the_lease_and_applies_like_a_read(store: DynStore) {
     let f = state.run.function_id;
     let mut next = NewQueueItem::call(run_id, f, None, at(5));
     next.payload = json!({"after": "a-step"});
-    next.priority = -3;
     next.concurrency_keys = vec!["k".into()];
     let mut commit = Commit::new(
         lease_of(&first),
         Disposition::Continue {
             next: Box::new(next),
-            lease_expires_at: at(90_000),
         },
     );
     commit.steps = vec![
@@ -1165,10 +1163,18 @@ pub async fn continue_keeps_the_lease_and_applies_like_a_read(store: DynStore) {
     let it = &items[0];
     assert_eq!(it.id, first.id);
     assert_eq!(it.lease(), first.lease(), "same lease token");
-    assert_eq!(it.lease_expires_at, Some(at(90_000)));
+    assert_eq!(
+        it.lease_expires_at, first.lease_expires_at,
+        "heartbeats extend it"
+    );
+    assert_eq!(
+        (it.available_at, it.priority),
+        (first.available_at, first.priority),
+        "indexed columns stay"
+    );
     assert_eq!((it.kind, it.step_id.as_deref()), (QueueKind::Call, None));
     assert_eq!(it.payload, json!({"after": "a-step"}));
-    assert_eq!((it.attempt, it.priority), (0, -3));
+    assert_eq!(it.attempt, 0);
     assert_eq!(it.concurrency_keys, vec!["k".to_string()]);
     assert!(
         store
