@@ -326,6 +326,11 @@ impl Store for PostgresStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(done) =
+            write::publish_at_once(&mut *self.conn().await?, &self.inner.channel, &batch, now).await
+        {
+            return done;
+        }
         let refs: Vec<&Publish> = batch.iter().collect();
         let mut pending = Pending::default();
         let mut tx = self.begin().await?;

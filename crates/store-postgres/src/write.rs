@@ -15,6 +15,7 @@ use sluice_store::{
 };
 use sqlx::PgConnection;
 
+use crate::error::SqlxResultExt;
 use crate::{event, queue, run, wait};
 
 /// Rows a transaction will write last, in one statement per table.
@@ -280,4 +281,167 @@ pub(crate) async fn commit<'a>(
         publish(conn, &publishes, now, pending).await?;
     }
     Ok(results)
+}
+
+/// A batch of publishes in ONE statement (its own transaction, one round trip), when
+/// nothing in it needs the general path: no external ids (dedupe window), no resumes
+/// or cancels, no waits on new runs, no event id twice. Events go in with `ON
+/// CONFLICT DO NOTHING`; runs (with their event links and first items) only for the
+/// events that went in. `None` when the batch needs [`publish`].
+pub(crate) async fn publish_at_once(
+    conn: &mut PgConnection,
+    channel: &str,
+    batch: &[Publish],
+    now: Millis,
+) -> Option<Result<Vec<Published>>> {
+    let mut ids = HashSet::with_capacity(batch.len());
+    let simple = batch.iter().all(|p| {
+        p.event.external_id.is_none()
+            && p.resumes.is_empty()
+            && p.cancels.is_empty()
+            && p.runs.iter().all(|r| r.waits.is_empty())
+            && ids.insert(p.event.id)
+    });
+    if !simple {
+        return None;
+    }
+    Some(publish_at_once_inner(conn, channel, batch, now).await)
+}
+
+async fn publish_at_once_inner(
+    conn: &mut PgConnection,
+    channel: &str,
+    batch: &[Publish],
+    now: Millis,
+) -> Result<Vec<Published>> {
+    use serde_json::Value;
+    use sqlx::types::Json;
+
+    let events: Vec<&sluice_store::Event> = batch.iter().map(|p| &p.event).collect();
+    let e_ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+    let e_names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    let e_data: Vec<Json<&Value>> = events.iter().map(|e| Json(&e.data)).collect();
+    let e_users: Vec<Json<&Value>> = events.iter().map(|e| Json(&e.user)).collect();
+    let e_versions: Vec<Option<&str>> = events.iter().map(|e| e.version.as_deref()).collect();
+    let e_ts: Vec<i64> = events.iter().map(|e| e.ts.0).collect();
+    let e_received: Vec<i64> = events.iter().map(|e| e.received_at.0).collect();
+
+    let runs: Vec<(&str, &NewRun)> = batch
+        .iter()
+        .zip(&e_ids)
+        .flat_map(|(p, id)| p.runs.iter().map(move |r| (id.as_str(), r)))
+        .collect();
+    let r_trigger: Vec<&str> = runs.iter().map(|(e, _)| *e).collect();
+    let r_ids: Vec<String> = runs.iter().map(|(_, r)| r.id.to_string()).collect();
+    let r_functions: Vec<uuid::Uuid> = runs.iter().map(|(_, r)| r.function_id.0).collect();
+    let r_events: Vec<Json<&Vec<EventId>>> = runs.iter().map(|(_, r)| Json(&r.event_ids)).collect();
+    let r_correlations: Vec<Option<&str>> = runs
+        .iter()
+        .map(|(_, r)| r.correlation_id.as_deref())
+        .collect();
+    let r_reruns: Vec<Option<String>> = runs
+        .iter()
+        .map(|(_, r)| r.rerun_of.map(|id| id.to_string()))
+        .collect();
+    let r_created: Vec<i64> = runs.iter().map(|(_, r)| r.created_at.0).collect();
+    let (l_events, l_runs): (Vec<String>, Vec<&str>) = runs
+        .iter()
+        .zip(&r_ids)
+        .flat_map(|((_, r), id)| {
+            r.event_ids
+                .iter()
+                .map(move |e| (e.to_string(), id.as_str()))
+        })
+        .unzip();
+    let items: Vec<&NewQueueItem> = runs.iter().map(|(_, r)| &r.first).collect();
+    let q_kinds: Vec<&str> = items.iter().map(|i| i.kind.as_str()).collect();
+    let q_runs: Vec<Option<String>> = items
+        .iter()
+        .map(|i| i.run_id.map(|r| r.to_string()))
+        .collect();
+    let q_functions: Vec<Option<uuid::Uuid>> =
+        items.iter().map(|i| i.function_id.map(|f| f.0)).collect();
+    let q_steps: Vec<Option<&str>> = items.iter().map(|i| i.step_id.as_deref()).collect();
+    let q_payloads: Vec<Json<&Value>> = items.iter().map(|i| Json(&i.payload)).collect();
+    let q_available: Vec<i64> = items.iter().map(|i| i.available_at.0).collect();
+    let q_priorities: Vec<i32> = items.iter().map(|i| i.priority).collect();
+    let q_keys: Vec<Json<&Vec<String>>> = items.iter().map(|i| Json(&i.concurrency_keys)).collect();
+    let q_dedupe: Vec<Option<&str>> = items.iter().map(|i| i.dedupe_key.as_deref()).collect();
+
+    let (inserted, _): (Vec<String>, Option<bool>) = sqlx::query_as(
+        r#"WITH ev AS (
+               INSERT INTO events (id, external_id, name, data, "user", version, ts, received_at)
+               SELECT id, NULL, n, d, u, v, ts, ra
+               FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[],
+                           $6::bigint[], $7::bigint[]) AS t(id, n, d, u, v, ts, ra)
+               ON CONFLICT (id) DO NOTHING
+               RETURNING id),
+           r AS (
+               INSERT INTO runs (id, function_id, status, event_ids, correlation_id, rerun_of,
+                                 created_at)
+               SELECT id, f, 'queued', e, c, rr, ca
+               FROM UNNEST($8::text[], $9::text[], $10::uuid[], $11::jsonb[], $12::text[],
+                           $13::text[], $14::bigint[]) AS t(ev, id, f, e, c, rr, ca)
+               WHERE t.ev IN (SELECT id FROM ev)
+               RETURNING id),
+           re AS (
+               INSERT INTO run_events (event_id, run_id)
+               SELECT ev, run FROM UNNEST($15::text[], $16::text[]) AS t(ev, run)
+               WHERE t.run IN (SELECT id FROM r)
+               ON CONFLICT DO NOTHING),
+           q AS (
+               INSERT INTO queue_items (kind, run_id, function_id, step_id, payload,
+                                        available_at, priority, concurrency_keys, dedupe_key,
+                                        created_at)
+               SELECT k, run, f, s, p, a, pr, ck, d, $26
+               FROM UNNEST($17::text[], $18::text[], $19::uuid[], $20::text[], $21::jsonb[],
+                           $22::bigint[], $23::int[], $24::jsonb[], $25::text[])
+                    WITH ORDINALITY AS t(k, run, f, s, p, a, pr, ck, d, ord)
+               WHERE t.run IN (SELECT id FROM r)
+               ORDER BY ord
+               ON CONFLICT (dedupe_key) DO NOTHING
+               RETURNING available_at)
+           SELECT COALESCE((SELECT array_agg(id) FROM ev), '{}'),
+                  (CASE WHEN (SELECT count(*) FROM q) > 0
+                        THEN pg_notify($27, (SELECT min(available_at) FROM q)::text) END) IS NULL"#,
+    )
+    .bind(&e_ids)
+    .bind(&e_names)
+    .bind(&e_data)
+    .bind(&e_users)
+    .bind(&e_versions)
+    .bind(&e_ts)
+    .bind(&e_received)
+    .bind(&r_trigger)
+    .bind(&r_ids)
+    .bind(&r_functions)
+    .bind(&r_events)
+    .bind(&r_correlations)
+    .bind(&r_reruns)
+    .bind(&r_created)
+    .bind(&l_events)
+    .bind(&l_runs)
+    .bind(&q_kinds)
+    .bind(&q_runs)
+    .bind(&q_functions)
+    .bind(&q_steps)
+    .bind(&q_payloads)
+    .bind(&q_available)
+    .bind(&q_priorities)
+    .bind(&q_keys)
+    .bind(&q_dedupe)
+    .bind(now.0)
+    .bind(channel)
+    .fetch_one(&mut *conn)
+    .await
+    .db()?;
+    let inserted: HashSet<String> = inserted.into_iter().collect();
+    Ok(batch
+        .iter()
+        .zip(&e_ids)
+        .map(|(p, id)| Published {
+            id: p.event.id,
+            duplicate: !inserted.contains(id),
+        })
+        .collect())
 }
