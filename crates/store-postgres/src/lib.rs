@@ -25,7 +25,6 @@
 //! - `wake`: the `LISTEN` task behind [`Store::subscribe`].
 //! - `error`, `column`, `page`: sqlx error mapping, column conversions, pagination.
 
-mod coalesce;
 mod column;
 mod error;
 mod event;
@@ -52,9 +51,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 use tokio::task::JoinHandle;
 
-use crate::coalesce::{Coalescer, Load};
 use crate::error::SqlxResultExt;
 use crate::write::Pending;
+use sluice_store::coalesce::{Coalescer, Load};
 
 /// Queries each coalesced read may have in flight at once, and keys per query.
 const READ_WORKERS: usize = 2;

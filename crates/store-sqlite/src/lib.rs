@@ -29,6 +29,7 @@ mod registry;
 mod runs;
 mod waits;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
@@ -48,6 +49,7 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 pub use error::{Error, Result};
 use queue::Woken;
+use sluice_store::coalesce::{Coalescer, Load};
 
 /// Where the database is and how to reach it.
 #[derive(Debug, Clone)]
@@ -80,6 +82,8 @@ pub struct SqliteStore {
     /// Reads, beside the writer (WAL).
     read: SqlitePool,
     wakers: Arc<RwLock<Vec<WakeFn>>>,
+    /// `run_state` reads, coalesced (a batch costs the statements of one read).
+    states: Arc<Coalescer<RunId, RunState>>,
     /// Keeps a temporary database's directory alive as long as the store.
     _temp: Option<Arc<tempfile::TempDir>>,
 }
@@ -91,6 +95,56 @@ impl std::fmt::Debug for SqliteStore {
             .field("read", &self.read)
             .finish_non_exhaustive()
     }
+}
+
+/// Run states for a batch of run ids, in one read transaction (a consistent snapshot):
+/// the runs, their steps and their events, one statement each.
+fn load_states(read: SqlitePool) -> Load<RunId, RunState> {
+    Arc::new(move |ids: Vec<RunId>| {
+        let read = read.clone();
+        Box::pin(async move {
+            let mut tx = read.begin().await.map_err(Error::from)?;
+            let mut found = runs::get_many(&mut tx, &ids).await?;
+            let mut steps = runs::steps_of(&mut tx, &ids).await?;
+            let mut event_ids: Vec<EventId> = found
+                .values()
+                .flat_map(|r| r.event_ids.iter().copied())
+                .collect();
+            event_ids.sort_unstable();
+            event_ids.dedup();
+            let events: HashMap<EventId, sluice_store::Event> =
+                events::get_many(&mut tx, &event_ids)
+                    .await?
+                    .into_iter()
+                    .map(|e| (e.id, e))
+                    .collect();
+            tx.commit().await.map_err(Error::from)?;
+            Ok(ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    // The last ask for a run takes it; earlier duplicates get a copy.
+                    let last = !ids[i + 1..].contains(id);
+                    let (run, run_steps) = if last {
+                        (found.remove(id), steps.remove(id))
+                    } else {
+                        (found.get(id).cloned(), steps.get(id).cloned())
+                    };
+                    let run =
+                        run.ok_or_else(|| sluice_store::Error::NotFound(format!("run {id}")))?;
+                    Ok(RunState {
+                        events: run
+                            .event_ids
+                            .iter()
+                            .filter_map(|e| events.get(e).cloned())
+                            .collect(),
+                        steps: run_steps.unwrap_or_default(),
+                        run,
+                    })
+                })
+                .collect())
+        })
+    })
 }
 
 impl SqliteStore {
@@ -148,6 +202,7 @@ impl SqliteStore {
             .await?;
         tracing::debug!(file = %file.display(), "sqlite store open");
         Ok(Self {
+            states: Arc::new(Coalescer::start(1, 256, load_states(read.clone()))),
             write,
             read,
             wakers: Arc::default(),
@@ -299,13 +354,7 @@ impl Store for SqliteStore {
     }
 
     async fn run_state(&self, id: RunId) -> sluice_store::Result<RunState> {
-        // One read transaction: a consistent snapshot of run, events and steps.
-        let mut tx = self.read.begin().await.map_err(Error::from)?;
-        let run = runs::get(&mut tx, id).await?;
-        let events = events::get_many(&mut tx, &run.event_ids).await?;
-        let steps = runs::steps(&mut tx, id).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(RunState { run, events, steps })
+        self.states.get(id).await
     }
 
     async fn create_runs(&self, new: Vec<NewRun>) -> sluice_store::Result<()> {

@@ -1,5 +1,7 @@
 //! `runs`, `run_events` and `steps`.
 
+use std::collections::HashMap;
+
 use sluice_core::{EventId, Millis, RunId};
 use sluice_store::{NewRun, Page, Run, RunFilter, RunStatus, RunUpdate, Step, StepRecord};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
@@ -349,6 +351,63 @@ pub(crate) async fn list(conn: &mut SqliteConnection, f: &RunFilter) -> Result<P
 }
 
 /// A run's steps: memoized ones first by `ended_at`, then the others by creation.
+/// Runs by id (missing ones left out).
+pub(crate) async fn get_many(
+    conn: &mut SqliteConnection,
+    ids: &[RunId],
+) -> Result<HashMap<RunId, Run>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(STEP_CHUNK) {
+        let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE id IN ("
+        ));
+        let mut list = qb.separated(", ");
+        for id in chunk {
+            list.push_bind(id.to_string());
+        }
+        qb.push(")");
+        let rows: Vec<RunRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        for row in rows {
+            let run: Run = row.try_into()?;
+            out.insert(run.id, run);
+        }
+    }
+    Ok(out)
+}
+
+/// The steps of several runs, each run's in [`steps`] order.
+pub(crate) async fn steps_of(
+    conn: &mut SqliteConnection,
+    runs: &[RunId],
+) -> Result<HashMap<RunId, Vec<Step>>> {
+    let mut out: HashMap<RunId, Vec<Step>> = HashMap::new();
+    for chunk in runs.chunks(STEP_CHUNK) {
+        let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM steps WHERE run_id IN ("
+        ));
+        let mut list = qb.separated(", ");
+        for id in chunk {
+            list.push_bind(id.to_string());
+        }
+        qb.push(
+            ") ORDER BY run_id, \
+             CASE WHEN status IN ('completed', 'failed') THEN 0 ELSE 1 END, \
+             CASE WHEN status IN ('completed', 'failed') THEN ended_at ELSE created_at END, \
+             step_id",
+        );
+        let rows: Vec<StepRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        for row in rows {
+            let step = Step::try_from(row)?;
+            out.entry(step.run_id).or_default().push(step);
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) async fn steps(conn: &mut SqliteConnection, run: RunId) -> Result<Vec<Step>> {
     let rows: Vec<StepRow> = sqlx::query_as(concat!(
         "SELECT ",

@@ -18,8 +18,10 @@
 //! - [`run`]: runs and steps ([`Run`], [`NewRun`], [`RunUpdate`], [`StepRecord`]).
 //! - [`queue`]: queue items, claims, leases and commits.
 //! - [`wait`]: waits for events, invokes and cancellations.
+//! - [`coalesce`]: coalesced reads, for backends.
 //! - `testing` (feature `testing`): the conformance suite.
 
+pub mod coalesce;
 pub mod error;
 pub mod event;
 pub mod queue;

@@ -1,35 +1,42 @@
-//! Coalesced reads: concurrent callers of the same per-key read share one query.
+//! Coalesced reads, for backends: concurrent callers of the same per-key read share
+//! one query.
 //!
 //! A claimed batch starts dozens of calls at once, and each reads its run's state;
 //! run endings each look up waits for `inngest/function.finished`. One query per
-//! caller costs Postgres a round trip, a plan and an execution each. Here callers queue
-//! their keys, and a few worker tasks take everything queued and answer it with one
-//! query. A lone caller is served at once (no lingering), and every answer comes from
-//! a query that started after its caller asked, so coalescing never serves a stale
-//! read.
+//! caller costs a round trip (Postgres) or a hop to the database thread (SQLite), and
+//! an execution each. Here callers queue their keys, and a few worker tasks take
+//! everything queued and answer it with one query. A lone caller is served at once (no
+//! lingering), and every answer comes from a query that started after its caller
+//! asked, so coalescing never serves a stale read.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use sluice_store::{Error, Result};
+use crate::{Error, Result};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 type Reply<V> = oneshot::Sender<Result<V>>;
 
 /// Answers a batch of keys: one result per key, in order.
-pub(crate) type Load<K, V> = Arc<
+pub type Load<K, V> = Arc<
     dyn Fn(Vec<K>) -> Pin<Box<dyn Future<Output = Result<Vec<Result<V>>>> + Send>> + Send + Sync,
 >;
 
 /// The callers' side of a coalesced read. Workers end when it is dropped.
-pub(crate) struct Coalescer<K, V> {
+pub struct Coalescer<K, V> {
     tx: mpsc::UnboundedSender<(K, Reply<V>)>,
+}
+
+impl<K, V> std::fmt::Debug for Coalescer<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coalescer").finish_non_exhaustive()
+    }
 }
 
 impl<K: Send + 'static, V: Send + 'static> Coalescer<K, V> {
     /// Starts `workers` tasks, each answering up to `max` queued keys per query.
-    pub(crate) fn start(workers: usize, max: usize, load: Load<K, V>) -> Self {
+    pub fn start(workers: usize, max: usize, load: Load<K, V>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel::<(K, Reply<V>)>();
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..workers.max(1) {
@@ -69,7 +76,7 @@ impl<K: Send + 'static, V: Send + 'static> Coalescer<K, V> {
     }
 
     /// Reads `key`, with whatever other keys are queued.
-    pub(crate) async fn get(&self, key: K) -> Result<V> {
+    pub async fn get(&self, key: K) -> Result<V> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send((key, reply))
