@@ -53,7 +53,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::SqlxResultExt;
 use crate::write::Pending;
-use sluice_store::coalesce::{Coalescer, Load};
+use sluice_store::coalesce::{self, Coalescer, Load};
 
 /// Queries each coalesced read may have in flight at once, and keys per query.
 const READ_WORKERS: usize = 2;
@@ -108,27 +108,14 @@ fn load_states(pool: PgPool) -> Load<RunId, RunState> {
 
 /// Waits for a batch of (event names, now): one query for all names, each answer
 /// filtered to its own names and time.
-fn load_waits(pool: PgPool) -> Load<(Vec<String>, Millis), Vec<Wait>> {
-    Arc::new(move |asks: Vec<(Vec<String>, Millis)>| {
+fn load_waits(pool: PgPool) -> Load<coalesce::WaitsAsk, Vec<Wait>> {
+    Arc::new(move |asks: Vec<coalesce::WaitsAsk>| {
         let pool = pool.clone();
         Box::pin(async move {
-            let mut names: Vec<String> = asks.iter().flat_map(|(n, _)| n.clone()).collect();
-            names.sort_unstable();
-            names.dedup();
-            let earliest = asks.iter().map(|(_, now)| *now).min().unwrap_or(Millis(0));
+            let (names, earliest) = coalesce::union_of(&asks);
             let waits =
                 wait::for_events(&mut *pool.acquire().await.db()?, &names, earliest).await?;
-            Ok(asks
-                .iter()
-                .map(|(names, now)| {
-                    Ok(waits
-                        .iter()
-                        .filter(|w| names.contains(&w.event_name))
-                        .filter(|w| w.expires_at.is_none_or(|e| e > *now))
-                        .cloned()
-                        .collect())
-                })
-                .collect())
+            Ok(coalesce::split_waits(&asks, &waits))
         })
     })
 }
@@ -170,7 +157,7 @@ struct Inner {
     /// `run_state` reads, coalesced.
     states: Coalescer<RunId, RunState>,
     /// `waits_for_events` reads, coalesced.
-    waits: Coalescer<(Vec<String>, Millis), Vec<Wait>>,
+    waits: coalesce::Waits,
 }
 
 impl Drop for Inner {

@@ -49,7 +49,7 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 pub use error::{Error, Result};
 use queue::Woken;
-use sluice_store::coalesce::{Coalescer, Load};
+use sluice_store::coalesce::{self, Coalescer, Load};
 
 /// Where the database is and how to reach it.
 #[derive(Debug, Clone)]
@@ -84,6 +84,8 @@ pub struct SqliteStore {
     wakers: Arc<RwLock<Vec<WakeFn>>>,
     /// `run_state` reads, coalesced (a batch costs the statements of one read).
     states: Arc<Coalescer<RunId, RunState>>,
+    /// `waits_for_events` reads, coalesced.
+    waits: Arc<coalesce::Waits>,
     /// Keeps a temporary database's directory alive as long as the store.
     _temp: Option<Arc<tempfile::TempDir>>,
 }
@@ -147,6 +149,19 @@ fn load_states(read: SqlitePool) -> Load<RunId, RunState> {
     })
 }
 
+/// Waits for a batch of (event names, now), one statement for all of them.
+fn load_waits(read: SqlitePool) -> Load<coalesce::WaitsAsk, Vec<Wait>> {
+    Arc::new(move |asks: Vec<coalesce::WaitsAsk>| {
+        let read = read.clone();
+        Box::pin(async move {
+            let (names, earliest) = coalesce::union_of(&asks);
+            let mut conn = read.acquire().await.map_err(Error::from)?;
+            let waits = waits::for_events(&mut conn, &names, earliest).await?;
+            Ok(coalesce::split_waits(&asks, &waits))
+        })
+    })
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database and brings its schema up to date.
     pub async fn open(options: SqliteOptions) -> Result<Self> {
@@ -203,6 +218,7 @@ impl SqliteStore {
         tracing::debug!(file = %file.display(), "sqlite store open");
         Ok(Self {
             states: Arc::new(Coalescer::start(1, 256, load_states(read.clone()))),
+            waits: Arc::new(Coalescer::start(1, 256, load_waits(read.clone()))),
             write,
             read,
             wakers: Arc::default(),
@@ -438,7 +454,10 @@ impl Store for SqliteStore {
         names: &[String],
         now: Millis,
     ) -> sluice_store::Result<Vec<Wait>> {
-        Ok(waits::for_events(&mut *self.reader().await?, names, now).await?)
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.waits.get((names.to_vec(), now)).await
     }
 
     async fn expire_waits(&self, now: Millis) -> sluice_store::Result<u64> {

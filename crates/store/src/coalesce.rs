@@ -13,7 +13,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::{Error, Result};
+use sluice_core::Millis;
+
+use crate::{Error, Result, Wait};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 type Reply<V> = oneshot::Sender<Result<V>>;
@@ -86,6 +88,39 @@ impl<K: Send + 'static, V: Send + 'static> Coalescer<K, V> {
     }
 }
 
+/// One `waits_for_events` ask: the event names and `now`.
+pub type WaitsAsk = (Vec<String>, Millis);
+
+/// Coalesced `waits_for_events` reads.
+pub type Waits = Coalescer<WaitsAsk, Vec<Wait>>;
+
+/// The answers of a batch of `waits_for_events` asks — (event names, now) — from ONE
+/// read of the waits for all their names that had not expired at the earliest `now`:
+/// each answer keeps the waits for its own names, unexpired at its own `now`, in the
+/// order read.
+pub fn split_waits(asks: &[(Vec<String>, Millis)], waits: &[Wait]) -> Vec<Result<Vec<Wait>>> {
+    asks.iter()
+        .map(|(names, now)| {
+            Ok(waits
+                .iter()
+                .filter(|w| names.contains(&w.event_name))
+                .filter(|w| w.expires_at.is_none_or(|e| e > *now))
+                .cloned()
+                .collect())
+        })
+        .collect()
+}
+
+/// What the one read for a batch of `waits_for_events` asks covers: every name asked
+/// (sorted, once) and the earliest `now`.
+pub fn union_of(asks: &[WaitsAsk]) -> WaitsAsk {
+    let mut names: Vec<String> = asks.iter().flat_map(|(n, _)| n.iter().cloned()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let earliest = asks.iter().map(|(_, now)| *now).min().unwrap_or(Millis(0));
+    (names, earliest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +164,49 @@ mod tests {
         }
         let n = queries.load(Ordering::Relaxed);
         assert!(n < 40, "40 concurrent reads took {n} queries");
+    }
+
+    #[test]
+    fn waits_read_once_are_split_by_name_and_time() {
+        let wait = |name: &str, expires: Option<i64>| Wait {
+            id: sluice_core::WaitId::new(),
+            run_id: sluice_core::RunId::new(),
+            kind: crate::WaitKind::Event,
+            step_id: None,
+            event_name: name.into(),
+            expression: None,
+            correlation_id: None,
+            trigger_event: serde_json::Value::Null,
+            expires_at: expires.map(Millis),
+            created_at: Millis(0),
+        };
+        let asks = vec![
+            (vec!["b".to_string(), "a".to_string()], Millis(10)),
+            (vec!["a".to_string()], Millis(30)),
+        ];
+        assert_eq!(
+            union_of(&asks),
+            (vec!["a".to_string(), "b".to_string()], Millis(10))
+        );
+        let read = vec![wait("a", Some(20)), wait("b", None), wait("a", None)];
+        let split = split_waits(&asks, &read);
+        let names = |i: usize| -> Vec<(String, Option<Millis>)> {
+            split[i]
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|w| (w.event_name.clone(), w.expires_at))
+                .collect()
+        };
+        assert_eq!(
+            names(0),
+            vec![
+                ("a".into(), Some(Millis(20))),
+                ("b".into(), None),
+                ("a".into(), None)
+            ]
+        );
+        assert_eq!(names(1), vec![("a".into(), None)], "expired at its own now");
     }
 
     #[tokio::test]
