@@ -58,7 +58,13 @@ impl<K: Send + 'static, V: Send + 'static> Coalescer<K, V> {
                         batch
                     };
                     let (keys, replies): (Vec<K>, Vec<Reply<V>>) = batch.into_iter().unzip();
-                    match load(keys).await {
+                    // On a task of its own, so a panicking read fails its callers and
+                    // the worker lives on.
+                    let loaded = match tokio::spawn(load(keys)).await {
+                        Ok(loaded) => loaded,
+                        Err(e) => Err(Error::Backend(format!("a coalesced read failed: {e}"))),
+                    };
+                    match loaded {
                         Ok(values) => {
                             for (reply, value) in replies.into_iter().zip(values) {
                                 let _ = reply.send(value);
@@ -207,6 +213,22 @@ mod tests {
             ]
         );
         assert_eq!(names(1), vec![("a".into(), None)], "expired at its own now");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_read_fails_its_callers_and_the_next_read_works() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let load: Load<u32, u32> = Arc::new(move |keys: Vec<u32>| {
+            let first = counted.fetch_add(1, Ordering::Relaxed) == 0;
+            Box::pin(async move {
+                assert!(!first, "the first read panics");
+                Ok(keys.into_iter().map(Ok).collect())
+            })
+        });
+        let c = Coalescer::start(1, 8, load);
+        assert!(matches!(c.get(1).await, Err(Error::Backend(_))));
+        assert_eq!(c.get(2).await.unwrap(), 2);
     }
 
     #[tokio::test]
