@@ -5,8 +5,26 @@ use std::fmt::Display;
 use std::str::FromStr;
 
 use serde_json::Value;
+use sqlx::{Encode, QueryBuilder, Sqlite, Type};
 
 use crate::error::{Error, Result};
+
+/// Rows (or list items) per multi-row statement: at most 12 binds a row, far below
+/// SQLite's bind limit.
+pub(crate) const CHUNK: usize = 500;
+
+/// Appends a parenthesised list of bound values, `(?, ?, …)`, for `IN`.
+pub(crate) fn push_in<'a, T>(qb: &mut QueryBuilder<'a, Sqlite>, items: impl IntoIterator<Item = T>)
+where
+    T: 'a + Encode<'a, Sqlite> + Type<Sqlite>,
+{
+    qb.push("(");
+    let mut list = qb.separated(", ");
+    for item in items {
+        list.push_bind(item);
+    }
+    list.push_unseparated(")");
+}
 
 /// JSON as stored.
 pub(crate) fn json(value: &Value) -> String {

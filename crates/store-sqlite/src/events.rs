@@ -7,7 +7,7 @@ use sluice_core::{EventId, Millis};
 use sluice_store::{DEDUPE_WINDOW_MS, Event, EventFilter, Page, Publish, Published};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::codec::{json, parse, parse_json};
+use crate::codec::{CHUNK, json, parse, parse_json, push_in};
 use crate::error::{Error, Result};
 use crate::queue::{self, Woken};
 use crate::runs::{self, page_limit};
@@ -51,20 +51,13 @@ fn events(rows: Vec<EventRow>) -> Result<Vec<Event>> {
     rows.into_iter().map(Event::try_from).collect()
 }
 
-/// Rows per multi-row statement (8 binds each, far below SQLite's bind limit).
-const CHUNK: usize = 500;
-
 /// Which of `ids` are stored events.
 async fn stored(conn: &mut SqliteConnection, ids: &[String]) -> Result<HashSet<String>> {
     let mut found = HashSet::new();
     for chunk in ids.chunks(CHUNK) {
         let mut qb: QueryBuilder<'_, Sqlite> =
-            QueryBuilder::new("SELECT id FROM events WHERE id IN (");
-        let mut list = qb.separated(", ");
-        for id in chunk {
-            list.push_bind(id);
-        }
-        qb.push(")");
+            QueryBuilder::new("SELECT id FROM events WHERE id IN ");
+        push_in(&mut qb, chunk);
         let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *conn).await?;
         found.extend(rows.into_iter().map(|(id,)| id));
     }
@@ -202,13 +195,9 @@ pub(crate) async fn get_many(conn: &mut SqliteConnection, ids: &[EventId]) -> Re
     let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(concat!(
         "SELECT ",
         event_columns!(),
-        " FROM events WHERE id IN ("
+        " FROM events WHERE id IN "
     ));
-    let mut list = qb.separated(", ");
-    for id in ids {
-        list.push_bind(id.to_string());
-    }
-    qb.push(")");
+    push_in(&mut qb, ids.iter().map(|id| id.to_string()));
     let rows: Vec<EventRow> = qb.build_query_as().fetch_all(conn).await?;
     let mut found = events(rows)?;
     let mut ordered = Vec::with_capacity(found.len());
@@ -228,12 +217,8 @@ pub(crate) async fn list(conn: &mut SqliteConnection, f: &EventFilter) -> Result
         " FROM events WHERE 1 = 1"
     ));
     if !f.names.is_empty() {
-        qb.push(" AND name IN (");
-        let mut list = qb.separated(", ");
-        for name in &f.names {
-            list.push_bind(name.as_str());
-        }
-        qb.push(")");
+        qb.push(" AND name IN ");
+        push_in(&mut qb, f.names.iter().map(String::as_str));
     }
     if !f.include_internal {
         // substr, not LIKE: LIKE is case-insensitive in SQLite.

@@ -10,12 +10,9 @@ use sluice_store::{
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use crate::codec::{json, opt_json, parse, parse_json, parse_opt, parse_opt_json};
+use crate::codec::{CHUNK, json, opt_json, parse, parse_json, parse_opt, parse_opt_json, push_in};
 use crate::error::Result;
 use crate::{events, runs, waits};
-
-/// Rows per multi-row INSERT (10 binds each, far below SQLite's bind limit).
-const INSERT_CHUNK: usize = 500;
 
 macro_rules! item_columns {
     () => {
@@ -93,7 +90,7 @@ pub(crate) async fn insert(
     woken: &mut Woken,
 ) -> Result<Vec<QueueItemId>> {
     let mut ids = Vec::with_capacity(new.len());
-    for chunk in new.chunks(INSERT_CHUNK) {
+    for chunk in new.chunks(CHUNK) {
         let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
             "INSERT INTO queue_items (kind, run_id, function_id, step_id, payload, \
              available_at, priority, concurrency_keys, dedupe_key, created_at) ",
@@ -150,7 +147,7 @@ pub(crate) async fn heartbeat(
     expires_at: Millis,
 ) -> Result<Vec<QueueItemId>> {
     let mut held = std::collections::HashSet::new();
-    for chunk in leases.chunks(INSERT_CHUNK) {
+    for chunk in leases.chunks(CHUNK) {
         let mut qb: QueryBuilder<'_, Sqlite> =
             QueryBuilder::new("UPDATE queue_items SET lease_expires_at = ");
         qb.push_bind(expires_at.0);
@@ -178,15 +175,11 @@ async fn lease_tokens(
     ids: &[QueueItemId],
 ) -> Result<HashMap<i64, String>> {
     let mut tokens = HashMap::new();
-    for chunk in ids.chunks(INSERT_CHUNK) {
+    for chunk in ids.chunks(CHUNK) {
         let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-            "SELECT id, lease_token FROM queue_items WHERE lease_token IS NOT NULL AND id IN (",
+            "SELECT id, lease_token FROM queue_items WHERE lease_token IS NOT NULL AND id IN ",
         );
-        let mut list = qb.separated(", ");
-        for id in chunk {
-            list.push_bind(id.0);
-        }
-        qb.push(")");
+        push_in(&mut qb, chunk.iter().map(|id| id.0));
         let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
         tokens.extend(rows);
     }
@@ -322,14 +315,10 @@ pub(crate) async fn apply_all(
         .filter(|c| c.disposition == Disposition::Done)
         .map(|c| c.lease.item.0)
         .collect();
-    for chunk in done.chunks(INSERT_CHUNK) {
+    for chunk in done.chunks(CHUNK) {
         let mut qb: QueryBuilder<'_, Sqlite> =
-            QueryBuilder::new("DELETE FROM queue_items WHERE id IN (");
-        let mut list = qb.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        qb.push(")");
+            QueryBuilder::new("DELETE FROM queue_items WHERE id IN ");
+        push_in(&mut qb, chunk.iter().copied());
         qb.build().execute(&mut *conn).await?;
     }
     for c in ending.iter().filter(|c| c.disposition != Disposition::Done) {
@@ -396,20 +385,13 @@ pub(crate) async fn delete_for_runs(
     runs: &[RunId],
     keep: &[i64],
 ) -> Result<()> {
-    for chunk in runs.chunks(INSERT_CHUNK) {
+    for chunk in runs.chunks(CHUNK) {
         let mut qb: QueryBuilder<'_, Sqlite> =
-            QueryBuilder::new("DELETE FROM queue_items WHERE run_id IN (");
-        let mut list = qb.separated(", ");
-        for run in chunk {
-            list.push_bind(run.to_string());
-        }
-        qb.push(") AND id NOT IN (");
-        let mut list = qb.separated(", ");
-        list.push_bind(-1i64);
-        for id in keep {
-            list.push_bind(*id);
-        }
-        qb.push(")");
+            QueryBuilder::new("DELETE FROM queue_items WHERE run_id IN ");
+        push_in(&mut qb, chunk.iter().map(|run| run.to_string()));
+        // -1 (no item) keeps the list non-empty.
+        qb.push(" AND id NOT IN ");
+        push_in(&mut qb, std::iter::once(-1i64).chain(keep.iter().copied()));
         qb.build().execute(&mut *conn).await?;
     }
     Ok(())

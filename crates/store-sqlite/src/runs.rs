@@ -6,7 +6,7 @@ use sluice_core::{EventId, Millis, RunId};
 use sluice_store::{NewRun, Page, Run, RunFilter, RunStatus, RunUpdate, Step, StepRecord};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::codec::{opt_json, parse, parse_opt, parse_opt_json};
+use crate::codec::{CHUNK, opt_json, parse, parse_opt, parse_opt_json, push_in};
 use crate::error::{Error, Result};
 use crate::queue::{self, Woken};
 use crate::waits;
@@ -160,7 +160,7 @@ pub(crate) async fn upsert_steps(
     steps: &[StepRecord],
     now: Millis,
 ) -> Result<()> {
-    for chunk in steps.chunks(STEP_CHUNK) {
+    for chunk in steps.chunks(CHUNK) {
         let mut qb: QueryBuilder<'_, Sqlite> =
             QueryBuilder::new(concat!("INSERT INTO steps (", step_columns!(), ") "));
         qb.push_values(chunk, |mut b, s| {
@@ -190,9 +190,6 @@ pub(crate) async fn upsert_steps(
     Ok(())
 }
 
-/// Step rows per statement (12 binds each).
-const STEP_CHUNK: usize = 500;
-
 /// Applies partial updates to several runs in one statement (updates of the same run
 /// fold, later fields winning); returns the runs whose update set a terminal status.
 /// Their other items and waits are the caller's to delete.
@@ -207,7 +204,7 @@ pub(crate) async fn update_many(
             None => merged.push((*id, (*u).clone())),
         }
     }
-    for chunk in merged.chunks(STEP_CHUNK) {
+    for chunk in merged.chunks(CHUNK) {
         let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
             "UPDATE runs SET status = COALESCE(u.column2, runs.status), \
              output = COALESCE(u.column3, runs.output), error = COALESCE(u.column4, runs.error), \
@@ -308,12 +305,8 @@ pub(crate) async fn list(conn: &mut SqliteConnection, f: &RunFilter) -> Result<P
     let mut qb: QueryBuilder<'_, Sqlite> =
         QueryBuilder::new(concat!("SELECT ", run_columns!(), " FROM runs WHERE 1 = 1"));
     if !f.statuses.is_empty() {
-        qb.push(" AND status IN (");
-        let mut list = qb.separated(", ");
-        for s in &f.statuses {
-            list.push_bind(s.as_str());
-        }
-        qb.push(")");
+        qb.push(" AND status IN ");
+        push_in(&mut qb, f.statuses.iter().map(|s| s.as_str()));
     }
     if let Some(function) = f.function_id {
         qb.push(" AND function_id = ")
@@ -357,17 +350,13 @@ pub(crate) async fn get_many(
     ids: &[RunId],
 ) -> Result<HashMap<RunId, Run>> {
     let mut out = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(STEP_CHUNK) {
+    for chunk in ids.chunks(CHUNK) {
         let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(concat!(
             "SELECT ",
             run_columns!(),
-            " FROM runs WHERE id IN ("
+            " FROM runs WHERE id IN "
         ));
-        let mut list = qb.separated(", ");
-        for id in chunk {
-            list.push_bind(id.to_string());
-        }
-        qb.push(")");
+        push_in(&mut qb, chunk.iter().map(|id| id.to_string()));
         let rows: Vec<RunRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
         for row in rows {
             let run: Run = row.try_into()?;
@@ -383,18 +372,15 @@ pub(crate) async fn steps_of(
     runs: &[RunId],
 ) -> Result<HashMap<RunId, Vec<Step>>> {
     let mut out: HashMap<RunId, Vec<Step>> = HashMap::new();
-    for chunk in runs.chunks(STEP_CHUNK) {
+    for chunk in runs.chunks(CHUNK) {
         let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(concat!(
             "SELECT ",
             step_columns!(),
-            " FROM steps WHERE run_id IN ("
+            " FROM steps WHERE run_id IN "
         ));
-        let mut list = qb.separated(", ");
-        for id in chunk {
-            list.push_bind(id.to_string());
-        }
+        push_in(&mut qb, chunk.iter().map(|id| id.to_string()));
         qb.push(
-            ") ORDER BY run_id, \
+            " ORDER BY run_id, \
              CASE WHEN status IN ('completed', 'failed') THEN 0 ELSE 1 END, \
              CASE WHEN status IN ('completed', 'failed') THEN ended_at ELSE created_at END, \
              step_id",

@@ -4,7 +4,7 @@ use sluice_core::{Millis, WaitId};
 use sluice_store::{NewWait, Wait};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::codec::{json, parse, parse_json};
+use crate::codec::{CHUNK, json, parse, parse_json, push_in};
 use crate::error::Result;
 
 macro_rules! wait_columns {
@@ -52,7 +52,7 @@ fn waits(rows: Vec<WaitRow>) -> Result<Vec<Wait>> {
 
 /// Inserts waits with multi-row statements.
 pub(crate) async fn insert(conn: &mut SqliteConnection, new: &[&NewWait]) -> Result<()> {
-    for chunk in new.chunks(500) {
+    for chunk in new.chunks(CHUNK) {
         let mut qb: QueryBuilder<'_, Sqlite> =
             QueryBuilder::new(concat!("INSERT INTO waits (", wait_columns!(), ") "));
         qb.push_values(chunk, |mut b, w| {
@@ -93,13 +93,10 @@ pub(crate) async fn for_events(
     let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(concat!(
         "SELECT ",
         wait_columns!(),
-        " FROM waits WHERE event_name IN ("
+        " FROM waits WHERE event_name IN "
     ));
-    let mut list = qb.separated(", ");
-    for name in names {
-        list.push_bind(name.as_str());
-    }
-    qb.push(") AND (expires_at IS NULL OR expires_at > ")
+    push_in(&mut qb, names.iter().map(String::as_str));
+    qb.push(" AND (expires_at IS NULL OR expires_at > ")
         .push_bind(now.0)
         .push(") ORDER BY id");
     let rows: Vec<WaitRow> = qb.build_query_as().fetch_all(conn).await?;
@@ -122,14 +119,10 @@ pub(crate) async fn delete_for_runs(
     conn: &mut SqliteConnection,
     runs: &[sluice_core::RunId],
 ) -> Result<()> {
-    for chunk in runs.chunks(500) {
+    for chunk in runs.chunks(CHUNK) {
         let mut qb: QueryBuilder<'_, Sqlite> =
-            QueryBuilder::new("DELETE FROM waits WHERE run_id IN (");
-        let mut list = qb.separated(", ");
-        for run in chunk {
-            list.push_bind(run.to_string());
-        }
-        qb.push(")");
+            QueryBuilder::new("DELETE FROM waits WHERE run_id IN ");
+        push_in(&mut qb, chunk.iter().map(|run| run.to_string()));
         qb.build().execute(&mut *conn).await?;
     }
     Ok(())

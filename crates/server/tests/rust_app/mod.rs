@@ -169,24 +169,8 @@ impl TsCaller {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rust_app/ts_caller.js"),
         )
         .arg(package);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("INNGEST_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("PORT", port.to_string())
-            .env("INNGEST_BASE_URL", &target.base)
-            .env("RUST_APP_ID", APP_ID);
-        match &target.keys {
-            None => {
-                cmd.env("INNGEST_DEV", "1");
-            }
-            Some(keys) => {
-                cmd.env("INNGEST_DEV", "0")
-                    .env("INNGEST_SIGNING_KEY", &keys.signing)
-                    .env("INNGEST_EVENT_KEY", &keys.event);
-            }
-        }
+        target.configure(&mut cmd, port);
+        cmd.env("RUST_APP_ID", APP_ID);
         let mut proc = Proc::spawn("ts-caller", cmd, &dir.join("ts-caller.log"))?;
         let http = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{port}/ready");

@@ -45,6 +45,31 @@ pub struct Target {
     pub keys: Option<Keys>,
 }
 
+impl Target {
+    /// Points an SDK app's process at this server on `port`: drops any `INNGEST_*`
+    /// variable inherited from the test's environment, then sets `PORT`,
+    /// `INNGEST_BASE_URL`, `INNGEST_DEV` and, in cloud mode, the keys.
+    pub fn configure(&self, cmd: &mut Command, port: u16) {
+        for (key, _) in std::env::vars() {
+            if key.starts_with("INNGEST_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("PORT", port.to_string())
+            .env("INNGEST_BASE_URL", &self.base);
+        match &self.keys {
+            None => {
+                cmd.env("INNGEST_DEV", "1");
+            }
+            Some(keys) => {
+                cmd.env("INNGEST_DEV", "0")
+                    .env("INNGEST_SIGNING_KEY", &keys.signing)
+                    .env("INNGEST_EVENT_KEY", &keys.event);
+            }
+        }
+    }
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -272,24 +297,8 @@ fn spawn(
     hide: &[&str],
 ) -> anyhow::Result<Proc> {
     let mut cmd = program.command()?;
-    for (key, _) in std::env::vars() {
-        if key.starts_with("INNGEST_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("PORT", port.to_string())
-        .env("INNGEST_BASE_URL", &target.base)
-        .env("E2E_HIDE", hide.join(","))
+    target.configure(&mut cmd, port);
+    cmd.env("E2E_HIDE", hide.join(","))
         .env("PYTHONUNBUFFERED", "1");
-    match &target.keys {
-        None => {
-            cmd.env("INNGEST_DEV", "1");
-        }
-        Some(keys) => {
-            cmd.env("INNGEST_DEV", "0")
-                .env("INNGEST_SIGNING_KEY", &keys.signing)
-                .env("INNGEST_EVENT_KEY", &keys.event);
-        }
-    }
     Proc::spawn(name, cmd, log)
 }
