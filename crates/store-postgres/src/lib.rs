@@ -66,42 +66,10 @@ fn load_states(pool: PgPool) -> Load<RunId, RunState> {
         let pool = pool.clone();
         Box::pin(async move {
             let mut conn = pool.acquire().await.db()?;
-            let mut runs = run::with_steps(&mut conn, &ids).await?;
-            let mut event_ids: Vec<EventId> = runs
-                .values()
-                .flat_map(|(r, _)| r.event_ids.iter().copied())
-                .collect();
-            event_ids.sort_unstable();
-            event_ids.dedup();
-            let events: std::collections::HashMap<EventId, sluice_store::Event> =
-                event::get_many(&mut conn, &event_ids)
-                    .await?
-                    .into_iter()
-                    .map(|e| (e.id, e))
-                    .collect();
-            let mut out = Vec::with_capacity(ids.len());
-            for (i, id) in ids.iter().enumerate() {
-                // The last ask for a run takes it; earlier duplicates get a copy.
-                let last = !ids[i + 1..].contains(id);
-                let found = if last {
-                    runs.remove(id)
-                } else {
-                    runs.get(id).cloned()
-                };
-                out.push(match found {
-                    Some((run, steps)) => Ok(RunState {
-                        events: run
-                            .event_ids
-                            .iter()
-                            .filter_map(|e| events.get(e).cloned())
-                            .collect(),
-                        run,
-                        steps,
-                    }),
-                    None => Err(Error::NotFound(format!("run {id}"))),
-                });
-            }
-            Ok(out)
+            let runs = run::with_steps(&mut conn, &ids).await?;
+            let event_ids = coalesce::event_ids_of(runs.values().map(|(r, _)| r));
+            let events = event::get_many(&mut conn, &event_ids).await?;
+            Ok(coalesce::states_in_order(&ids, runs, events))
         })
     })
 }

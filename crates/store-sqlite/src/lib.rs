@@ -29,7 +29,6 @@ mod registry;
 mod runs;
 mod waits;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
@@ -106,45 +105,15 @@ fn load_states(read: SqlitePool) -> Load<RunId, RunState> {
         let read = read.clone();
         Box::pin(async move {
             let mut tx = read.begin().await.map_err(Error::from)?;
-            let mut found = runs::get_many(&mut tx, &ids).await?;
+            let found = runs::get_many(&mut tx, &ids).await?;
             let mut steps = runs::steps_of(&mut tx, &ids).await?;
-            let mut event_ids: Vec<EventId> = found
-                .values()
-                .flat_map(|r| r.event_ids.iter().copied())
-                .collect();
-            event_ids.sort_unstable();
-            event_ids.dedup();
-            let events: HashMap<EventId, sluice_store::Event> =
-                events::get_many(&mut tx, &event_ids)
-                    .await?
-                    .into_iter()
-                    .map(|e| (e.id, e))
-                    .collect();
+            let events = events::get_many(&mut tx, &coalesce::event_ids_of(found.values())).await?;
             tx.commit().await.map_err(Error::from)?;
-            Ok(ids
-                .iter()
-                .enumerate()
-                .map(|(i, id)| {
-                    // The last ask for a run takes it; earlier duplicates get a copy.
-                    let last = !ids[i + 1..].contains(id);
-                    let (run, run_steps) = if last {
-                        (found.remove(id), steps.remove(id))
-                    } else {
-                        (found.get(id).cloned(), steps.get(id).cloned())
-                    };
-                    let run =
-                        run.ok_or_else(|| sluice_store::Error::NotFound(format!("run {id}")))?;
-                    Ok(RunState {
-                        events: run
-                            .event_ids
-                            .iter()
-                            .filter_map(|e| events.get(e).cloned())
-                            .collect(),
-                        steps: run_steps.unwrap_or_default(),
-                        run,
-                    })
-                })
-                .collect())
+            let runs = found
+                .into_iter()
+                .map(|(id, run)| (id, (run, steps.remove(&id).unwrap_or_default())))
+                .collect();
+            Ok(coalesce::states_in_order(&ids, runs, events))
         })
     })
 }

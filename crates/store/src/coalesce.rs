@@ -13,9 +13,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use sluice_core::Millis;
+use std::collections::HashMap;
 
-use crate::{Error, Result, Wait};
+use sluice_core::{EventId, Millis, RunId};
+
+use crate::{Error, Event, Result, Run, RunState, Step, Wait};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 type Reply<V> = oneshot::Sender<Result<V>>;
@@ -92,6 +94,50 @@ impl<K: Send + 'static, V: Send + 'static> Coalescer<K, V> {
         rx.await
             .unwrap_or_else(|_| Err(Error::Backend("a coalesced read was dropped".into())))
     }
+}
+
+/// The event ids of `runs`, sorted, each once: what a batch of state reads asks of
+/// the events table.
+pub fn event_ids_of<'a>(runs: impl IntoIterator<Item = &'a Run>) -> Vec<EventId> {
+    let mut ids: Vec<EventId> = runs
+        .into_iter()
+        .flat_map(|r| r.event_ids.iter().copied())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The answers of a batch of `run_state` asks, in the order asked, from one read of
+/// the runs with their steps and one of their events. A run asked twice is answered
+/// twice; a missing run is [`Error::NotFound`].
+pub fn states_in_order(
+    ids: &[RunId],
+    mut runs: HashMap<RunId, (Run, Vec<Step>)>,
+    events: Vec<Event>,
+) -> Vec<Result<RunState>> {
+    let events: HashMap<EventId, Event> = events.into_iter().map(|e| (e.id, e)).collect();
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            // The last ask for a run takes it; earlier duplicates get a copy.
+            let found = if ids[i + 1..].contains(id) {
+                runs.get(id).cloned()
+            } else {
+                runs.remove(id)
+            };
+            let (run, steps) = found.ok_or_else(|| Error::NotFound(format!("run {id}")))?;
+            Ok(RunState {
+                events: run
+                    .event_ids
+                    .iter()
+                    .filter_map(|e| events.get(e).cloned())
+                    .collect(),
+                run,
+                steps,
+            })
+        })
+        .collect()
 }
 
 /// One `waits_for_events` ask: the event names and `now`.
