@@ -106,18 +106,38 @@ pub(crate) async fn claim_external_ids(
 
 /// Inserts events in one statement, skipping ids stored concurrently; returns the ids
 /// inserted.
+/// The `events` columns of a batch, one array each, for `UNNEST` inserts.
+pub(crate) struct EventColumns<'a> {
+    pub ids: Vec<String>,
+    pub externals: Vec<Option<&'a str>>,
+    pub names: Vec<&'a str>,
+    pub data: Vec<Json<&'a Value>>,
+    pub users: Vec<Json<&'a Value>>,
+    pub versions: Vec<Option<&'a str>>,
+    pub ts: Vec<i64>,
+    pub received: Vec<i64>,
+}
+
+impl<'a> EventColumns<'a> {
+    pub(crate) fn new(events: &[&'a Event]) -> Self {
+        Self {
+            ids: texts(events.iter().map(|e| e.id)),
+            externals: events.iter().map(|e| e.external_id.as_deref()).collect(),
+            names: events.iter().map(|e| e.name.as_str()).collect(),
+            data: events.iter().map(|e| Json(&e.data)).collect(),
+            users: events.iter().map(|e| Json(&e.user)).collect(),
+            versions: events.iter().map(|e| e.version.as_deref()).collect(),
+            ts: events.iter().map(|e| e.ts.0).collect(),
+            received: events.iter().map(|e| e.received_at.0).collect(),
+        }
+    }
+}
+
 pub(crate) async fn insert(conn: &mut PgConnection, events: &[&Event]) -> Result<HashSet<String>> {
     if events.is_empty() {
         return Ok(HashSet::new());
     }
-    let ids = texts(events.iter().map(|e| e.id));
-    let externals: Vec<Option<&str>> = events.iter().map(|e| e.external_id.as_deref()).collect();
-    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
-    let data: Vec<Json<&Value>> = events.iter().map(|e| Json(&e.data)).collect();
-    let users: Vec<Json<&Value>> = events.iter().map(|e| Json(&e.user)).collect();
-    let versions: Vec<Option<&str>> = events.iter().map(|e| e.version.as_deref()).collect();
-    let ts: Vec<i64> = events.iter().map(|e| e.ts.0).collect();
-    let received: Vec<i64> = events.iter().map(|e| e.received_at.0).collect();
+    let c = EventColumns::new(events);
     let inserted: Vec<String> = sqlx::query_scalar(
         r#"INSERT INTO events (id, external_id, name, data, "user", version, ts, received_at)
            SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[],
@@ -125,14 +145,14 @@ pub(crate) async fn insert(conn: &mut PgConnection, events: &[&Event]) -> Result
            ON CONFLICT (id) DO NOTHING
            RETURNING id"#,
     )
-    .bind(&ids)
-    .bind(&externals)
-    .bind(&names)
-    .bind(&data)
-    .bind(&users)
-    .bind(&versions)
-    .bind(&ts)
-    .bind(&received)
+    .bind(&c.ids)
+    .bind(&c.externals)
+    .bind(&c.names)
+    .bind(&c.data)
+    .bind(&c.users)
+    .bind(&c.versions)
+    .bind(&c.ts)
+    .bind(&c.received)
     .fetch_all(&mut *conn)
     .await
     .db()?;

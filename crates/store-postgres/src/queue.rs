@@ -68,6 +68,38 @@ fn into_items(rows: Vec<Row>) -> Result<Vec<QueueItem>> {
     rows.into_iter().map(Row::into_item).collect()
 }
 
+/// The `queue_items` columns of new items, one array each, for `UNNEST` inserts.
+pub(crate) struct ItemColumns<'a> {
+    pub kinds: Vec<&'static str>,
+    pub runs: Vec<Option<String>>,
+    pub functions: Vec<Option<Uuid>>,
+    pub steps: Vec<Option<&'a str>>,
+    pub payloads: Vec<Json<&'a Value>>,
+    pub available: Vec<i64>,
+    pub priorities: Vec<i32>,
+    pub keys: Vec<Json<&'a Vec<String>>>,
+    pub dedupe: Vec<Option<&'a str>>,
+}
+
+impl<'a> ItemColumns<'a> {
+    pub(crate) fn new(items: &[&'a NewQueueItem]) -> Self {
+        Self {
+            kinds: items.iter().map(|i| i.kind.as_str()).collect(),
+            runs: items
+                .iter()
+                .map(|i| i.run_id.map(|r| r.to_string()))
+                .collect(),
+            functions: items.iter().map(|i| i.function_id.map(|f| f.0)).collect(),
+            steps: items.iter().map(|i| i.step_id.as_deref()).collect(),
+            payloads: items.iter().map(|i| Json(&i.payload)).collect(),
+            available: items.iter().map(|i| i.available_at.0).collect(),
+            priorities: items.iter().map(|i| i.priority).collect(),
+            keys: items.iter().map(|i| Json(&i.concurrency_keys)).collect(),
+            dedupe: items.iter().map(|i| i.dedupe_key.as_deref()).collect(),
+        }
+    }
+}
+
 /// Inserts items (skipping those whose `dedupe_key` exists) in one statement and
 /// notifies `channel` when any went in. Returns the inserted ids, ascending.
 pub(crate) async fn insert(
@@ -79,27 +111,7 @@ pub(crate) async fn insert(
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let n = items.len();
-    let mut kinds = Vec::with_capacity(n);
-    let mut runs = Vec::with_capacity(n);
-    let mut functions = Vec::with_capacity(n);
-    let mut steps = Vec::with_capacity(n);
-    let mut payloads = Vec::with_capacity(n);
-    let mut available = Vec::with_capacity(n);
-    let mut priorities = Vec::with_capacity(n);
-    let mut keys = Vec::with_capacity(n);
-    let mut dedupe = Vec::with_capacity(n);
-    for item in items {
-        kinds.push(item.kind.as_str());
-        runs.push(item.run_id.map(|r| r.to_string()));
-        functions.push(item.function_id.map(|f| f.0));
-        steps.push(item.step_id.as_deref());
-        payloads.push(Json(&item.payload));
-        available.push(item.available_at.0);
-        priorities.push(item.priority);
-        keys.push(Json(&item.concurrency_keys));
-        dedupe.push(item.dedupe_key.as_deref());
-    }
+    let c = ItemColumns::new(items);
     let (ids, _): (Vec<i64>, Option<bool>) = sqlx::query_as(
         "WITH ins AS (
              INSERT INTO queue_items (kind, run_id, function_id, step_id, payload, available_at,
@@ -115,15 +127,15 @@ pub(crate) async fn insert(
                 CASE WHEN count(*) > 0 THEN pg_notify($11, min(available_at)::text) END IS NULL
          FROM ins",
     )
-    .bind(&kinds)
-    .bind(&runs)
-    .bind(&functions)
-    .bind(&steps)
-    .bind(&payloads)
-    .bind(&available)
-    .bind(&priorities)
-    .bind(&keys)
-    .bind(&dedupe)
+    .bind(&c.kinds)
+    .bind(&c.runs)
+    .bind(&c.functions)
+    .bind(&c.steps)
+    .bind(&c.payloads)
+    .bind(&c.available)
+    .bind(&c.priorities)
+    .bind(&c.keys)
+    .bind(&c.dedupe)
     .bind(now.0)
     .bind(channel)
     .fetch_one(&mut *conn)

@@ -95,28 +95,51 @@ impl StepRow {
 
 /// Inserts runs (status `queued`) and their `run_events` rows in one statement. Their
 /// first items and waits are the caller's. A run id that exists is a conflict.
+/// The `runs` columns of a batch of new runs, one array each, with their `run_events`
+/// links, for `UNNEST` inserts.
+pub(crate) struct RunColumns<'a> {
+    pub ids: Vec<String>,
+    pub functions: Vec<Uuid>,
+    pub events: Vec<Json<Value>>,
+    pub correlations: Vec<Option<&'a str>>,
+    pub reruns: Vec<Option<String>>,
+    pub created: Vec<i64>,
+    pub link_events: Vec<String>,
+    pub link_runs: Vec<String>,
+}
+
+impl<'a> RunColumns<'a> {
+    pub(crate) fn new(runs: &[&'a NewRun]) -> Self {
+        let (link_events, link_runs) = runs
+            .iter()
+            .flat_map(|r| {
+                r.event_ids
+                    .iter()
+                    .map(|e| (e.to_string(), r.id.to_string()))
+            })
+            .unzip();
+        Self {
+            ids: texts(runs.iter().map(|r| r.id)),
+            functions: runs.iter().map(|r| r.function_id.0).collect(),
+            events: runs.iter().map(|r| Json(to_json(&r.event_ids))).collect(),
+            correlations: runs.iter().map(|r| r.correlation_id.as_deref()).collect(),
+            reruns: runs
+                .iter()
+                .map(|r| r.rerun_of.map(|id| id.to_string()))
+                .collect(),
+            created: runs.iter().map(|r| r.created_at.0).collect(),
+            link_events,
+            link_runs,
+        }
+    }
+}
+
 pub(crate) async fn insert(conn: &mut PgConnection, runs: &[NewRun]) -> Result<()> {
     if runs.is_empty() {
         return Ok(());
     }
-    let ids = texts(runs.iter().map(|r| r.id));
-    let functions: Vec<Uuid> = runs.iter().map(|r| r.function_id.0).collect();
-    let events: Vec<Json<Value>> = runs.iter().map(|r| Json(to_json(&r.event_ids))).collect();
-    let correlations: Vec<Option<&str>> =
-        runs.iter().map(|r| r.correlation_id.as_deref()).collect();
-    let reruns: Vec<Option<String>> = runs
-        .iter()
-        .map(|r| r.rerun_of.map(|id| id.to_string()))
-        .collect();
-    let created: Vec<i64> = runs.iter().map(|r| r.created_at.0).collect();
-    let (link_events, link_runs): (Vec<String>, Vec<String>) = runs
-        .iter()
-        .flat_map(|r| {
-            r.event_ids
-                .iter()
-                .map(|e| (e.to_string(), r.id.to_string()))
-        })
-        .unzip();
+    let refs: Vec<&NewRun> = runs.iter().collect();
+    let c = RunColumns::new(&refs);
     sqlx::query(
         "WITH r AS (
              INSERT INTO runs (id, function_id, status, event_ids, correlation_id, rerun_of,
@@ -129,14 +152,14 @@ pub(crate) async fn insert(conn: &mut PgConnection, runs: &[NewRun]) -> Result<(
          SELECT * FROM UNNEST($7::text[], $8::text[])
          ON CONFLICT DO NOTHING",
     )
-    .bind(&ids)
-    .bind(&functions)
-    .bind(&events)
-    .bind(&correlations)
-    .bind(&reruns)
-    .bind(&created)
-    .bind(&link_events)
-    .bind(&link_runs)
+    .bind(&c.ids)
+    .bind(&c.functions)
+    .bind(&c.events)
+    .bind(&c.correlations)
+    .bind(&c.reruns)
+    .bind(&c.created)
+    .bind(&c.link_events)
+    .bind(&c.link_runs)
     .execute(&mut *conn)
     .await
     .db()?;

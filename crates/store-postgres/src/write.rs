@@ -314,59 +314,16 @@ async fn publish_at_once_inner(
     batch: &[Publish],
     now: Millis,
 ) -> Result<Vec<Published>> {
-    use serde_json::Value;
-    use sqlx::types::Json;
-
     let events: Vec<&sluice_store::Event> = batch.iter().map(|p| &p.event).collect();
-    let e_ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
-    let e_names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
-    let e_data: Vec<Json<&Value>> = events.iter().map(|e| Json(&e.data)).collect();
-    let e_users: Vec<Json<&Value>> = events.iter().map(|e| Json(&e.user)).collect();
-    let e_versions: Vec<Option<&str>> = events.iter().map(|e| e.version.as_deref()).collect();
-    let e_ts: Vec<i64> = events.iter().map(|e| e.ts.0).collect();
-    let e_received: Vec<i64> = events.iter().map(|e| e.received_at.0).collect();
-
-    let runs: Vec<(&str, &NewRun)> = batch
+    let e = event::EventColumns::new(&events);
+    let (runs, triggers): (Vec<&NewRun>, Vec<&str>) = batch
         .iter()
-        .zip(&e_ids)
-        .flat_map(|(p, id)| p.runs.iter().map(move |r| (id.as_str(), r)))
-        .collect();
-    let r_trigger: Vec<&str> = runs.iter().map(|(e, _)| *e).collect();
-    let r_ids: Vec<String> = runs.iter().map(|(_, r)| r.id.to_string()).collect();
-    let r_functions: Vec<uuid::Uuid> = runs.iter().map(|(_, r)| r.function_id.0).collect();
-    let r_events: Vec<Json<&Vec<EventId>>> = runs.iter().map(|(_, r)| Json(&r.event_ids)).collect();
-    let r_correlations: Vec<Option<&str>> = runs
-        .iter()
-        .map(|(_, r)| r.correlation_id.as_deref())
-        .collect();
-    let r_reruns: Vec<Option<String>> = runs
-        .iter()
-        .map(|(_, r)| r.rerun_of.map(|id| id.to_string()))
-        .collect();
-    let r_created: Vec<i64> = runs.iter().map(|(_, r)| r.created_at.0).collect();
-    let (l_events, l_runs): (Vec<String>, Vec<&str>) = runs
-        .iter()
-        .zip(&r_ids)
-        .flat_map(|((_, r), id)| {
-            r.event_ids
-                .iter()
-                .map(move |e| (e.to_string(), id.as_str()))
-        })
+        .zip(&e.ids)
+        .flat_map(|(p, id)| p.runs.iter().map(move |r| (r, id.as_str())))
         .unzip();
-    let items: Vec<&NewQueueItem> = runs.iter().map(|(_, r)| &r.first).collect();
-    let q_kinds: Vec<&str> = items.iter().map(|i| i.kind.as_str()).collect();
-    let q_runs: Vec<Option<String>> = items
-        .iter()
-        .map(|i| i.run_id.map(|r| r.to_string()))
-        .collect();
-    let q_functions: Vec<Option<uuid::Uuid>> =
-        items.iter().map(|i| i.function_id.map(|f| f.0)).collect();
-    let q_steps: Vec<Option<&str>> = items.iter().map(|i| i.step_id.as_deref()).collect();
-    let q_payloads: Vec<Json<&Value>> = items.iter().map(|i| Json(&i.payload)).collect();
-    let q_available: Vec<i64> = items.iter().map(|i| i.available_at.0).collect();
-    let q_priorities: Vec<i32> = items.iter().map(|i| i.priority).collect();
-    let q_keys: Vec<Json<&Vec<String>>> = items.iter().map(|i| Json(&i.concurrency_keys)).collect();
-    let q_dedupe: Vec<Option<&str>> = items.iter().map(|i| i.dedupe_key.as_deref()).collect();
+    let r = run::RunColumns::new(&runs);
+    let items: Vec<&NewQueueItem> = runs.iter().map(|r| &r.first).collect();
+    let q = queue::ItemColumns::new(&items);
 
     let (inserted, _): (Vec<String>, Option<bool>) = sqlx::query_as(
         r#"WITH ev AS (
@@ -405,31 +362,31 @@ async fn publish_at_once_inner(
                   (CASE WHEN (SELECT count(*) FROM q) > 0
                         THEN pg_notify($27, (SELECT min(available_at) FROM q)::text) END) IS NULL"#,
     )
-    .bind(&e_ids)
-    .bind(&e_names)
-    .bind(&e_data)
-    .bind(&e_users)
-    .bind(&e_versions)
-    .bind(&e_ts)
-    .bind(&e_received)
-    .bind(&r_trigger)
-    .bind(&r_ids)
-    .bind(&r_functions)
-    .bind(&r_events)
-    .bind(&r_correlations)
-    .bind(&r_reruns)
-    .bind(&r_created)
-    .bind(&l_events)
-    .bind(&l_runs)
-    .bind(&q_kinds)
-    .bind(&q_runs)
-    .bind(&q_functions)
-    .bind(&q_steps)
-    .bind(&q_payloads)
-    .bind(&q_available)
-    .bind(&q_priorities)
-    .bind(&q_keys)
-    .bind(&q_dedupe)
+    .bind(&e.ids)
+    .bind(&e.names)
+    .bind(&e.data)
+    .bind(&e.users)
+    .bind(&e.versions)
+    .bind(&e.ts)
+    .bind(&e.received)
+    .bind(&triggers)
+    .bind(&r.ids)
+    .bind(&r.functions)
+    .bind(&r.events)
+    .bind(&r.correlations)
+    .bind(&r.reruns)
+    .bind(&r.created)
+    .bind(&r.link_events)
+    .bind(&r.link_runs)
+    .bind(&q.kinds)
+    .bind(&q.runs)
+    .bind(&q.functions)
+    .bind(&q.steps)
+    .bind(&q.payloads)
+    .bind(&q.available)
+    .bind(&q.priorities)
+    .bind(&q.keys)
+    .bind(&q.dedupe)
     .bind(now.0)
     .bind(channel)
     .fetch_one(&mut *conn)
@@ -438,7 +395,7 @@ async fn publish_at_once_inner(
     let inserted: HashSet<String> = inserted.into_iter().collect();
     Ok(batch
         .iter()
-        .zip(&e_ids)
+        .zip(&e.ids)
         .map(|(p, id)| Published {
             id: p.event.id,
             duplicate: !inserted.contains(id),
