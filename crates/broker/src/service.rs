@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_core::{EventId, Millis, RunId};
-use sluice_store::{Backend, DynStore, Event, Publish};
+use sluice_store::{Backend, DynStore, Event, Publish, Unwaited};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::fanout::{self, PlanInput, WaitMatch, WaitingRun};
@@ -66,6 +66,40 @@ struct Shared {
     registry: RegistryCache,
     max_batch_events: usize,
     linger: Duration,
+    waited: WaitedNames,
+}
+
+/// Event names recently seen with waits, so their publishes go straight to the path
+/// that reads the waits first. Only a hint: the store re-checks (see
+/// [`sluice_store::Store::publish_unwaited`]), so a stale entry costs one read and a
+/// missing one a refused write, never a missed wait.
+#[derive(Debug, Default)]
+struct WaitedNames(std::sync::Mutex<HashMap<String, Millis>>);
+
+/// How long a name stays in [`WaitedNames`] after its waits were last seen.
+const WAITED_TTL_MS: i64 = 2_000;
+
+impl WaitedNames {
+    fn any(&self, names: &[String], now: Millis) -> bool {
+        let seen = self.0.lock().expect("not poisoned");
+        !seen.is_empty()
+            && names
+                .iter()
+                .any(|n| seen.get(n).is_some_and(|at| at.0 + WAITED_TTL_MS > now.0))
+    }
+
+    /// Records which of `names` had waits in a read at `now`.
+    fn saw(&self, names: &[String], waits: &[sluice_store::Wait], now: Millis) {
+        let mut seen = self.0.lock().expect("not poisoned");
+        seen.retain(|_, at| at.0 + WAITED_TTL_MS > now.0);
+        for name in names {
+            if waits.iter().any(|w| &w.event_name == name) {
+                seen.insert(name.clone(), now);
+            } else {
+                seen.remove(name);
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -102,6 +136,7 @@ impl Broker {
             registry,
             max_batch_events: options.max_batch_events.max(1),
             linger: options.linger,
+            waited: WaitedNames::default(),
         });
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
         let rx = Arc::new(Mutex::new(rx));
@@ -194,26 +229,7 @@ async fn commit(shared: &Shared, batch: Vec<Job>) {
         replies.push(job.reply);
         events.extend(job.events);
     }
-    let result = async {
-        let publishes = fan_out(shared, events, now).await?;
-        let runs: Vec<Vec<RunId>> = publishes
-            .iter()
-            .map(|p| p.runs.iter().map(|r| r.id).collect())
-            .collect();
-        let published = shared.store.publish(publishes, now).await?;
-        Ok::<_, Error>(
-            published
-                .into_iter()
-                .zip(runs)
-                .map(|(p, runs)| Ingested {
-                    id: p.id,
-                    duplicate: p.duplicate,
-                    runs: if p.duplicate { Vec::new() } else { runs },
-                })
-                .collect::<Vec<_>>(),
-        )
-    }
-    .await;
+    let result = publish(shared, events, now).await;
     match result {
         Ok(ingested) => {
             let mut rest = ingested.into_iter();
@@ -233,15 +249,85 @@ async fn commit(shared: &Shared, batch: Vec<Job>) {
     }
 }
 
-async fn fan_out(shared: &Shared, events: Vec<Event>, now: Millis) -> Result<Vec<Publish>> {
-    let registry = shared.registry.get().await?;
-    let names: Vec<String> = events
+/// Stores one group's events with their fan-out. The common case (no waits for these
+/// names) is planned without reading the waits and written by
+/// [`sluice_store::Store::publish_unwaited`], which checks in the write itself: one
+/// round trip. When waits exist, the events are planned again with them.
+async fn publish(shared: &Shared, mut events: Vec<Event>, now: Millis) -> Result<Vec<Ingested>> {
+    let names = names_of(&events);
+    if !shared.waited.any(&names, now) {
+        let registry = shared.registry.get().await?;
+        let planned = plan(&registry, events, &[], &HashMap::new(), now);
+        let runs = run_ids(&planned);
+        match shared.store.publish_unwaited(planned, &names, now).await? {
+            Unwaited::Published(published) => return Ok(ingested(published, runs)),
+            Unwaited::Waited(batch) => events = batch.into_iter().map(|p| p.event).collect(),
+        }
+    }
+    let publishes = fan_out(shared, events, now).await?;
+    let runs = run_ids(&publishes);
+    Ok(ingested(shared.store.publish(publishes, now).await?, runs))
+}
+
+fn names_of(events: &[Event]) -> Vec<String> {
+    events
         .iter()
         .map(|e| e.name.clone())
         .collect::<HashSet<_>>()
         .into_iter()
-        .collect();
+        .collect()
+}
+
+/// The runs each publish starts.
+fn run_ids(publishes: &[Publish]) -> Vec<Vec<RunId>> {
+    publishes
+        .iter()
+        .map(|p| p.runs.iter().map(|r| r.id).collect())
+        .collect()
+}
+
+fn ingested(published: Vec<sluice_store::Published>, runs: Vec<Vec<RunId>>) -> Vec<Ingested> {
+    published
+        .into_iter()
+        .zip(runs)
+        .map(|(p, runs)| Ingested {
+            id: p.id,
+            duplicate: p.duplicate,
+            runs: if p.duplicate { Vec::new() } else { runs },
+        })
+        .collect()
+}
+
+/// Plans each event's fan-out given the waits it matched and the waiting runs.
+fn plan(
+    registry: &Registry,
+    events: Vec<Event>,
+    matches: &[Vec<WaitMatch>],
+    runs: &HashMap<RunId, WaitingRun>,
+    now: Millis,
+) -> Vec<Publish> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| {
+            fanout::plan(
+                event,
+                PlanInput {
+                    registry,
+                    matches: matches.get(i).map_or(&[], Vec::as_slice),
+                    runs,
+                    now,
+                },
+            )
+        })
+        .collect()
+}
+
+async fn fan_out(shared: &Shared, events: Vec<Event>, now: Millis) -> Result<Vec<Publish>> {
+    let registry = shared.registry.get().await?;
+    let names = names_of(&events);
     let waits = shared.store.waits_for_events(&names, now).await?;
+    shared.waited.saw(&names, &waits, now);
     let matches: Vec<Vec<WaitMatch>> = events
         .iter()
         .map(|e| {
@@ -274,19 +360,5 @@ async fn fan_out(shared: &Shared, events: Vec<Event>, now: Millis) -> Result<Vec
             Err(err) => return Err(err.into()),
         }
     }
-    Ok(events
-        .into_iter()
-        .zip(&matches)
-        .map(|(event, matches)| {
-            fanout::plan(
-                event,
-                PlanInput {
-                    registry: &registry,
-                    matches,
-                    runs: &runs,
-                    now,
-                },
-            )
-        })
-        .collect())
+    Ok(plan(&registry, events, &matches, &runs, now))
 }

@@ -45,7 +45,7 @@ use sluice_core::{AppId, EventId, FunctionId, Millis, QueueItemId, RunId};
 use sluice_store::{
     App, AppSync, Backend, Claim, Commit, CommitResult, Error, Event, EventFilter, Function,
     LeaseRef, NewQueueItem, NewRun, Page, Publish, Published, QueueItem, QueueStats, Result, Run,
-    RunFilter, RunState, Step, Store, Synced, Wait, WakeFn,
+    RunFilter, RunState, Step, Store, Synced, Unwaited, Wait, WakeFn,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
@@ -280,10 +280,10 @@ impl Store for PostgresStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(done) =
-            write::publish_at_once(&mut *self.conn().await?, &self.inner.channel, &batch, now).await
-        {
-            return done;
+        if write::is_simple(&batch) {
+            let conn = &mut *self.conn().await?;
+            let published = write::publish_at_once(conn, &self.inner.channel, &batch, &[], now);
+            return Ok(published.await?.unwrap_or_default());
         }
         let refs: Vec<&Publish> = batch.iter().collect();
         let mut pending = Pending::default();
@@ -292,6 +292,23 @@ impl Store for PostgresStore {
         pending.flush(&mut tx, &self.inner.channel, now).await?;
         tx.commit().await.db()?;
         Ok(published)
+    }
+
+    async fn publish_unwaited(
+        &self,
+        batch: Vec<Publish>,
+        names: &[String],
+        now: Millis,
+    ) -> Result<Unwaited> {
+        if batch.is_empty() || !write::is_simple(&batch) {
+            return sluice_store::publish_after_reading_waits(self, batch, names, now).await;
+        }
+        let conn = &mut *self.conn().await?;
+        let published = write::publish_at_once(conn, &self.inner.channel, &batch, names, now);
+        Ok(match published.await? {
+            Some(published) => Unwaited::Published(published),
+            None => Unwaited::Waited(batch),
+        })
     }
 
     async fn get_event(&self, id: EventId) -> Result<Event> {

@@ -283,37 +283,31 @@ pub(crate) async fn commit<'a>(
     Ok(results)
 }
 
-/// A batch of publishes in ONE statement (its own transaction, one round trip), when
-/// nothing in it needs the general path: no external ids (dedupe window), no resumes
-/// or cancels, no waits on new runs, no event id twice. Events go in with `ON
-/// CONFLICT DO NOTHING`; runs (with their event links and first items) only for the
-/// events that went in. `None` when the batch needs [`publish`].
-pub(crate) async fn publish_at_once(
-    conn: &mut PgConnection,
-    channel: &str,
-    batch: &[Publish],
-    now: Millis,
-) -> Option<Result<Vec<Published>>> {
+/// Whether [`publish_at_once`] can write `batch`: no external ids (dedupe window), no
+/// resumes or cancels, no waits on new runs, no event id twice.
+pub(crate) fn is_simple(batch: &[Publish]) -> bool {
     let mut ids = HashSet::with_capacity(batch.len());
-    let simple = batch.iter().all(|p| {
+    batch.iter().all(|p| {
         p.event.external_id.is_none()
             && p.resumes.is_empty()
             && p.cancels.is_empty()
             && p.runs.iter().all(|r| r.waits.is_empty())
             && ids.insert(p.event.id)
-    });
-    if !simple {
-        return None;
-    }
-    Some(publish_at_once_inner(conn, channel, batch, now).await)
+    })
 }
 
-async fn publish_at_once_inner(
+/// A [`is_simple`] batch of publishes in ONE statement (its own transaction, one round
+/// trip). Events go in with `ON CONFLICT DO NOTHING`; runs (with their event links and
+/// first items) only for the events that went in. With `unless_waited` names, nothing
+/// is written when an unexpired wait for one of them exists at the statement's
+/// snapshot: then `None`.
+pub(crate) async fn publish_at_once(
     conn: &mut PgConnection,
     channel: &str,
     batch: &[Publish],
+    unless_waited: &[String],
     now: Millis,
-) -> Result<Vec<Published>> {
+) -> Result<Option<Vec<Published>>> {
     let events: Vec<&sluice_store::Event> = batch.iter().map(|p| &p.event).collect();
     let e = event::EventColumns::new(&events);
     let (runs, triggers): (Vec<&NewRun>, Vec<&str>) = batch
@@ -325,12 +319,18 @@ async fn publish_at_once_inner(
     let items: Vec<&NewQueueItem> = runs.iter().map(|r| &r.first).collect();
     let q = queue::ItemColumns::new(&items);
 
-    let (inserted, _): (Vec<String>, Option<bool>) = sqlx::query_as(
-        r#"WITH ev AS (
+    let (inserted, _, unwaited): (Vec<String>, Option<bool>, bool) = sqlx::query_as(
+        r#"WITH g AS (
+               SELECT NOT EXISTS (
+                   SELECT 1 FROM waits
+                   WHERE event_name = ANY($28) AND (expires_at IS NULL OR expires_at > $26)
+               ) AS ok),
+           ev AS (
                INSERT INTO events (id, external_id, name, data, "user", version, ts, received_at)
                SELECT id, NULL, n, d, u, v, ts, ra
                FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[],
                            $6::bigint[], $7::bigint[]) AS t(id, n, d, u, v, ts, ra)
+               WHERE (SELECT ok FROM g)
                ON CONFLICT (id) DO NOTHING
                RETURNING id),
            r AS (
@@ -360,7 +360,8 @@ async fn publish_at_once_inner(
                RETURNING available_at)
            SELECT COALESCE((SELECT array_agg(id) FROM ev), '{}'),
                   (CASE WHEN (SELECT count(*) FROM q) > 0
-                        THEN pg_notify($27, (SELECT min(available_at) FROM q)::text) END) IS NULL"#,
+                        THEN pg_notify($27, (SELECT min(available_at) FROM q)::text) END) IS NULL,
+                  (SELECT ok FROM g)"#,
     )
     .bind(&e.ids)
     .bind(&e.names)
@@ -389,16 +390,22 @@ async fn publish_at_once_inner(
     .bind(&q.dedupe)
     .bind(now.0)
     .bind(channel)
+    .bind(unless_waited)
     .fetch_one(&mut *conn)
     .await
     .db()?;
+    if !unwaited {
+        return Ok(None);
+    }
     let inserted: HashSet<String> = inserted.into_iter().collect();
-    Ok(batch
-        .iter()
-        .zip(&e.ids)
-        .map(|(p, id)| Published {
-            id: p.event.id,
-            duplicate: !inserted.contains(id),
-        })
-        .collect())
+    Ok(Some(
+        batch
+            .iter()
+            .zip(&e.ids)
+            .map(|(p, id)| Published {
+                id: p.event.id,
+                duplicate: !inserted.contains(id),
+            })
+            .collect(),
+    ))
 }

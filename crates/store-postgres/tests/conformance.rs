@@ -35,6 +35,7 @@ pg_conformance!(
     continue_keeps_the_lease_and_applies_like_a_read,
     enqueue_dedupe_key,
     waits_found_by_event_and_resumed_once,
+    publish_unwaited_writes_only_when_nobody_waits,
     require_wait_skips_when_gone,
     cancel_runs_clears_and_fences,
     list_runs_filters_and_pages,

@@ -39,7 +39,7 @@ use sluice_core::{AppId, EventId, FunctionId, Millis, QueueItemId, RunId};
 use sluice_store::{
     App, AppSync, Backend, Claim, Commit, CommitResult, Event, EventFilter, Function, LeaseRef,
     NewQueueItem, NewRun, Page, Publish, Published, QueueItem, QueueStats, Run, RunFilter,
-    RunState, Step, Store, Synced, Wait, WakeFn,
+    RunState, Step, Store, Synced, Unwaited, Wait, WakeFn,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -306,6 +306,27 @@ impl Store for SqliteStore {
     ) -> sluice_store::Result<Vec<Published>> {
         let batch: Vec<&Publish> = batch.iter().collect();
         in_write!(self, |c, w| events::publish(c, &batch, now, &mut w).await?)
+    }
+
+    /// The waits check runs in the write transaction: SQLite has one writer, so no
+    /// wait can be created between the check and the write.
+    async fn publish_unwaited(
+        &self,
+        batch: Vec<Publish>,
+        names: &[String],
+        now: Millis,
+    ) -> sluice_store::Result<Unwaited> {
+        let mut woken = Woken::default();
+        let mut tx = self.begin_write().await?;
+        if waits::any_for_events(&mut tx, names, now).await? {
+            tx.rollback().await.map_err(Error::from)?;
+            return Ok(Unwaited::Waited(batch));
+        }
+        let refs: Vec<&Publish> = batch.iter().collect();
+        let published = events::publish(&mut tx, &refs, now, &mut woken).await?;
+        tx.commit().await.map_err(Error::from)?;
+        self.wake(woken);
+        Ok(Unwaited::Published(published))
     }
 
     async fn get_event(&self, id: EventId) -> sluice_store::Result<Event> {

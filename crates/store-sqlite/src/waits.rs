@@ -103,6 +103,24 @@ pub(crate) async fn for_events(
     waits(rows)
 }
 
+/// Whether an unexpired wait for any of `names` exists.
+pub(crate) async fn any_for_events(
+    conn: &mut SqliteConnection,
+    names: &[String],
+    now: Millis,
+) -> Result<bool> {
+    if names.is_empty() {
+        return Ok(false);
+    }
+    let mut qb: QueryBuilder<'_, Sqlite> =
+        QueryBuilder::new("SELECT EXISTS (SELECT 1 FROM waits WHERE event_name IN ");
+    push_in(&mut qb, names.iter().map(String::as_str));
+    qb.push(" AND (expires_at IS NULL OR expires_at > ")
+        .push_bind(now.0)
+        .push("))");
+    Ok(qb.build_query_scalar().fetch_one(conn).await?)
+}
+
 pub(crate) async fn for_run(conn: &mut SqliteConnection, run: &str) -> Result<Vec<Wait>> {
     let rows: Vec<WaitRow> = sqlx::query_as(concat!(
         "SELECT ",

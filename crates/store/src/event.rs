@@ -66,6 +66,16 @@ pub struct Publish {
     pub cancels: Vec<RunId>,
 }
 
+/// What [`crate::Store::publish_unwaited`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unwaited {
+    /// No wait was there: the batch is written, as [`crate::Store::publish`] would.
+    Published(Vec<Published>),
+    /// A wait for one of the names exists; nothing was written. The batch is handed
+    /// back so its events can be planned again with the waits.
+    Waited(Vec<Publish>),
+}
+
 /// The result of one [`Publish`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {

@@ -35,7 +35,7 @@ pub mod testing;
 use std::sync::Arc;
 
 pub use error::{Error, Result};
-pub use event::{DEDUPE_WINDOW_MS, Event, EventFilter, Publish, Published, Resume};
+pub use event::{DEDUPE_WINDOW_MS, Event, EventFilter, Publish, Published, Resume, Unwaited};
 pub use queue::{
     Claim, Commit, CommitResult, Disposition, LeaseRef, LeaseToken, NewQueueItem, QueueItem,
     QueueKind, QueueStats,
@@ -60,6 +60,20 @@ pub type DynStore = Arc<dyn Store>;
 /// Told the earliest `available_at` of items just made available (enqueued, retried,
 /// released or rescued) so schedulers can wake at once instead of polling.
 pub type WakeFn = Arc<dyn Fn(Millis) + Send + Sync>;
+
+/// [`Store::publish_unwaited`] in two steps: a waits read, then [`Store::publish`]
+/// (a wait created between the two is missed, as it would be a moment later).
+pub async fn publish_after_reading_waits<S: Store + ?Sized>(
+    store: &S,
+    batch: Vec<Publish>,
+    names: &[String],
+    now: Millis,
+) -> Result<Unwaited> {
+    if !store.waits_for_events(names, now).await?.is_empty() {
+        return Ok(Unwaited::Waited(batch));
+    }
+    Ok(Unwaited::Published(store.publish(batch, now).await?))
+}
 
 /// Everything Sluice persists. Implementations are cheap to share (`Arc`) and safe to
 /// call from many tasks.
@@ -101,6 +115,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Stores events and everything they cause, all in ONE durable transaction, and
     /// returns one [`Published`] per input, in order. See [`Publish`] for dedupe.
     async fn publish(&self, batch: Vec<Publish>, now: Millis) -> Result<Vec<Published>>;
+    /// [`Store::publish`] for a batch planned without waits: writes it only if no
+    /// unexpired wait for any of `names` (the batch's event names) exists when the
+    /// write happens, checked in the same statement or transaction. The common ingest
+    /// (names nobody waits for) is then one round trip instead of a waits read and a
+    /// write. When a wait exists nothing is written and the batch comes back.
+    ///
+    /// The default is [`publish_after_reading_waits`].
+    async fn publish_unwaited(
+        &self,
+        batch: Vec<Publish>,
+        names: &[String],
+        now: Millis,
+    ) -> Result<Unwaited> {
+        publish_after_reading_waits(self, batch, names, now).await
+    }
     async fn get_event(&self, id: EventId) -> Result<Event>;
     /// Events by id, in the order asked (missing ids are left out).
     async fn get_events(&self, ids: &[EventId]) -> Result<Vec<Event>>;

@@ -50,6 +50,7 @@ macro_rules! conformance_suite {
             continue_keeps_the_lease_and_applies_like_a_read,
             enqueue_dedupe_key,
             waits_found_by_event_and_resumed_once,
+            publish_unwaited_writes_only_when_nobody_waits,
             require_wait_skips_when_gone,
             cancel_runs_clears_and_fences,
             list_runs_filters_and_pages,
@@ -1316,6 +1317,111 @@ pub async fn enqueue_dedupe_key(store: DynStore) {
 
 /// Waits are found by event name while unexpired; a resume applies once;
 /// `expire_waits` keeps waits that have a timeout item.
+/// `publish_unwaited` writes a batch (simple or with external ids) only when no
+/// unexpired wait exists for its names; otherwise it writes nothing and hands the batch
+/// back unchanged.
+pub async fn publish_unwaited_writes_only_when_nobody_waits(store: DynStore) {
+    use crate::Unwaited;
+    let f = FunctionId::new();
+    let trigger = event("order/created", at(0));
+    let mut waiting = new_run(f, vec![trigger.id], at(0));
+    let waiting_id = waiting.id;
+    waiting.waits = vec![
+        wait(
+            waiting_id,
+            WaitKind::Event,
+            Some("s"),
+            "order/paid",
+            Some(at(1_000)),
+        ),
+        wait(
+            waiting_id,
+            WaitKind::Cancel,
+            None,
+            "order/voided",
+            Some(at(100)),
+        ),
+    ];
+    store
+        .publish(vec![publish(trigger, vec![waiting])], at(0))
+        .await
+        .unwrap();
+
+    // Nobody waits for these names: written, runs and all.
+    let free = event("order/viewed", at(10));
+    let run = new_run(f, vec![free.id], at(10));
+    let run_id = run.id;
+    let mut keyed = event("order/viewed", at(10));
+    keyed.external_id = Some("viewed-1".into());
+    let names = vec!["order/viewed".to_string(), "order/shipped".to_string()];
+    for batch in [
+        vec![publish(free.clone(), vec![run])],
+        vec![publish(keyed.clone(), Vec::new())],
+    ] {
+        match store.publish_unwaited(batch, &names, at(10)).await.unwrap() {
+            Unwaited::Published(p) => assert!(!p[0].duplicate),
+            Unwaited::Waited(_) => panic!("no wait for these names"),
+        }
+    }
+    assert_eq!(store.get_event(free.id).await.unwrap().name, "order/viewed");
+    assert_eq!(
+        store.get_event(keyed.id).await.unwrap().name,
+        "order/viewed"
+    );
+    assert_eq!(
+        store.get_run(run_id).await.unwrap().status,
+        RunStatus::Queued
+    );
+
+    // A wait (of any kind) for one of the names: nothing written, the batch comes back.
+    for (name, now) in [("order/paid", at(20)), ("order/voided", at(20))] {
+        let paid = event(name, now);
+        let run = new_run(f, vec![paid.id], now);
+        let run_id = run.id;
+        let mut keyed = event(name, now);
+        keyed.external_id = Some(format!("{name}-1"));
+        for batch in [
+            vec![publish(paid.clone(), vec![run.clone()])],
+            vec![publish(keyed.clone(), Vec::new())],
+        ] {
+            let names = vec!["order/viewed".to_string(), name.to_string()];
+            match store
+                .publish_unwaited(batch.clone(), &names, now)
+                .await
+                .unwrap()
+            {
+                Unwaited::Waited(back) => assert_eq!(back, batch),
+                Unwaited::Published(_) => panic!("{name} has a wait"),
+            }
+        }
+        assert!(matches!(
+            store.get_event(paid.id).await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            store.get_event(keyed.id).await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            store.get_run(run_id).await,
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    // An expired wait does not count.
+    let late = event("order/voided", at(200));
+    let names = vec!["order/voided".to_string()];
+    let batch = vec![publish(late.clone(), Vec::new())];
+    assert!(matches!(
+        store
+            .publish_unwaited(batch, &names, at(200))
+            .await
+            .unwrap(),
+        Unwaited::Published(_)
+    ));
+    assert!(store.get_event(late.id).await.is_ok());
+}
+
 pub async fn waits_found_by_event_and_resumed_once(store: DynStore) {
     let f = FunctionId::new();
     let trigger = event("order/created", at(0));
