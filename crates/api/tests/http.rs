@@ -891,6 +891,37 @@ async fn dev_info_lists_functions_in_dev_mode_only() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// A rerun is planned as its trigger plans a run: it gets the function's cancel
+/// watches, so the cancel event that stopped the original stops the rerun too.
+#[tokio::test]
+async fn reruns_watch_for_their_cancel_events() {
+    let api = api(ApiOptions::default()).await;
+    api.post("/fn/register", ts_register("shop", shop_functions()))
+        .await;
+    let status_of = |run: String| {
+        let api = &api;
+        async move { api.get(&format!("/v1/runs/{run}")).await.1["status"].clone() }
+    };
+    let subscribe = r#"{"name":"shop/subscribe","data":{"user":"u1"}}"#;
+    let unsubscribe = r#"{"name":"shop/unsubscribe","data":{"user":"u1"}}"#;
+    assert_eq!(api.post("/e/k", subscribe).await.0, StatusCode::OK);
+    let (_, runs) = api.get("/v1/runs?function=shop-cancellable").await;
+    let first = runs["items"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(api.post("/e/k", unsubscribe).await.0, StatusCode::OK);
+    assert_eq!(status_of(first.clone()).await, json!("cancelled"));
+
+    let (status, reply) = api.post(&format!("/v1/runs/{first}/rerun"), "").await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let again = reply["id"].as_str().unwrap().to_owned();
+    assert_eq!(status_of(again.clone()).await, json!("queued"));
+    // Another user's unsubscribe does not match the watch's expression.
+    let other = r#"{"name":"shop/unsubscribe","data":{"user":"u2"}}"#;
+    assert_eq!(api.post("/e/k", other).await.0, StatusCode::OK);
+    assert_eq!(status_of(again.clone()).await, json!("queued"));
+    assert_eq!(api.post("/e/k", unsubscribe).await.0, StatusCode::OK);
+    assert_eq!(status_of(again).await, json!("cancelled"));
+}
+
 #[tokio::test]
 async fn runs_are_searched_and_acted_on_by_filter() {
     let api = api(ApiOptions::default()).await;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sluice_core::expr::Bindings;
 use sluice_core::{Expression, FunctionId, Millis, RunId, WaitId};
 use sluice_store::{
-    Event, NewQueueItem, NewRun, NewWait, Publish, Resume, Step, StepRecord, StepStatus, Wait,
+    Event, NewQueueItem, NewRun, NewWait, Publish, Resume, Run, Step, StepRecord, StepStatus, Wait,
     WaitKind,
 };
 
@@ -203,6 +203,19 @@ pub fn plan(event: Event, input: PlanInput<'_>) -> Publish {
         resumes,
         cancels,
     }
+}
+
+/// A rerun of `run` from its stored `events` (first the triggering one): a new run of
+/// the same function planned as its trigger plans one (priority, cancel watches, from
+/// the function's current configuration), marked `rerun_of`. `None` when the function
+/// is no longer registered or the events are gone.
+pub fn plan_rerun(registry: &Registry, run: &Run, events: &[Event], now: Millis) -> Option<NewRun> {
+    let function = registry.find(&run.function_id.to_string())?;
+    let event = events.first()?;
+    let mut planned = new_run(function, event, &event.to_sdk_json(), None, now);
+    planned.event_ids = run.event_ids.clone();
+    planned.rerun_of = Some(run.id);
+    Some(planned)
 }
 
 /// Whether one of the function's triggers matches the name and its expression holds.

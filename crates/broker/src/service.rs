@@ -176,6 +176,19 @@ impl Broker {
         fan_out(&self.inner.shared, events, now).await
     }
 
+    /// A rerun of `run` from its stored events, planned as its trigger plans a run
+    /// (see [`fanout::plan_rerun`]), without writing. `None` when the function is no
+    /// longer registered or the events are gone.
+    pub async fn plan_rerun(
+        &self,
+        run: &sluice_store::Run,
+        events: &[Event],
+        now: Millis,
+    ) -> Result<Option<sluice_store::NewRun>> {
+        let registry = self.inner.shared.registry.get().await?;
+        Ok(fanout::plan_rerun(&registry, run, events, now))
+    }
+
     /// The current function registry (fresh within the check interval).
     pub async fn registry(&self) -> Result<Arc<Registry>> {
         self.inner.shared.registry.get().await

@@ -6,8 +6,8 @@ use sluice_core::{FunctionId, Millis, QueueItemId, RunId};
 use sluice_protocol::FunctionConfig;
 use sluice_scheduler::{Dispatch, Flight};
 use sluice_store::{
-    Commit, CommitResult, Disposition, DynStore, LeaseRef, NewQueueItem, NewRun, QueueItem,
-    QueueKind, RunState, StepStatus,
+    Commit, CommitResult, Disposition, DynStore, LeaseRef, NewQueueItem, QueueItem, QueueKind,
+    RunState, StepStatus,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -148,20 +148,16 @@ impl Executor {
     pub async fn rerun(&self, run_id: RunId) -> Result<RunId> {
         let store = &self.inner.store;
         let run = store.get_run(run_id).await?;
+        let events = store.get_events(&run.event_ids).await?;
         let now = Millis::now();
-        let id = RunId::new();
-        store
-            .create_runs(vec![NewRun {
-                id,
-                function_id: run.function_id,
-                event_ids: run.event_ids.clone(),
-                correlation_id: None,
-                rerun_of: Some(run_id),
-                created_at: now,
-                first: NewQueueItem::call(id, run.function_id, None, now),
-                waits: Vec::new(),
-            }])
-            .await?;
+        let planned = self
+            .inner
+            .fanout
+            .rerun(&run, &events, now)
+            .await
+            .map_err(Error::FanOut)?;
+        let id = planned.id;
+        store.create_runs(vec![planned]).await?;
         Ok(id)
     }
 
