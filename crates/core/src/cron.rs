@@ -10,7 +10,10 @@
 //!
 //! Days of the week count as in standard cron: `0` (or `7`) is Sunday, `1` Monday, …,
 //! `6` Saturday; names (`MON`, `Mon-Fri`) work too. When both day fields are
-//! restricted a day must match both (the `cron` crate's rule; Vixie cron matches either).
+//! restricted (neither is `*` or `?`) a day matches if either does, as in Vixie cron
+//! and the Go `robfig/cron` the Inngest server uses: `0 9 1 * MON` fires on the 1st and
+//! on every Monday. (The `cron` crate alone would require both, so such an expression
+//! is two schedules here, one per day field, and the next tick is the earlier one.)
 
 use crate::time::Millis;
 use chrono::{DateTime, TimeZone, Utc};
@@ -43,7 +46,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Clone)]
 enum Kind {
-    Fields(Box<::cron::Schedule>),
+    /// One schedule, or two when both day fields are restricted (either matches).
+    Fields(Vec<::cron::Schedule>),
     Every(Duration),
 }
 
@@ -92,14 +96,17 @@ impl Schedule {
             }
             Kind::Every(d)
         } else {
-            let spec = match rest {
-                "@annually" => "@yearly".to_owned(),
-                "@midnight" => "@daily".to_owned(),
-                s if s.starts_with('@') => s.to_owned(),
+            let specs = match rest {
+                "@annually" => vec!["@yearly".to_owned()],
+                "@midnight" => vec!["@daily".to_owned()],
+                s if s.starts_with('@') => vec![s.to_owned()],
                 s => fields(s).map_err(invalid)?,
             };
-            let schedule = ::cron::Schedule::from_str(&spec).map_err(|e| invalid(e.to_string()))?;
-            Kind::Fields(Box::new(schedule))
+            let schedules = specs
+                .iter()
+                .map(|spec| ::cron::Schedule::from_str(spec).map_err(|e| invalid(e.to_string())))
+                .collect::<Result<Vec<_>>>()?;
+            Kind::Fields(schedules)
         };
         Ok(Self {
             source: expr.trim().to_owned(),
@@ -122,13 +129,16 @@ impl Schedule {
     pub fn next_after(&self, after: Millis) -> Option<Millis> {
         match &self.kind {
             Kind::Every(d) => Some(after.plus(*d)),
-            Kind::Fields(schedule) => {
+            Kind::Fields(schedules) => {
                 // Ticks are whole seconds: a tick after the floored second is after `after`.
                 let secs = after.0.div_euclid(1000);
                 let start: DateTime<Tz> = self
                     .tz
                     .from_utc_datetime(&DateTime::<Utc>::from_timestamp(secs, 0)?.naive_utc());
-                let next = schedule.after(&start).next()?;
+                let next = schedules
+                    .iter()
+                    .filter_map(|schedule| schedule.after(&start).next())
+                    .min()?;
                 Some(Millis(next.with_timezone(&Utc).timestamp_millis()))
             }
         }
@@ -143,8 +153,10 @@ impl FromStr for Schedule {
 }
 
 /// Rewrites 5, 6 or 7 fields into the `cron` crate's 6/7-field form, with its
-/// day-of-week numbering (1 = Sunday … 7 = Saturday).
-fn fields(spec: &str) -> std::result::Result<String, String> {
+/// day-of-week numbering (1 = Sunday … 7 = Saturday). When both day fields are
+/// restricted, two specs: the days of the month with any weekday, and the weekdays on
+/// any day of the month (a day matching either is a tick).
+fn fields(spec: &str) -> std::result::Result<Vec<String>, String> {
     let mut parts: Vec<String> = spec.split_whitespace().map(str::to_owned).collect();
     match parts.len() {
         5 => parts.insert(0, "0".to_owned()),
@@ -152,7 +164,14 @@ fn fields(spec: &str) -> std::result::Result<String, String> {
         n => return Err(format!("expected 5 fields (or 6/7 with seconds), got {n}")),
     }
     parts[5] = day_of_week(&parts[5])?;
-    Ok(parts.join(" "))
+    let any = |field: &str| matches!(field, "*" | "?");
+    if any(&parts[3]) || any(&parts[5]) {
+        return Ok(vec![parts.join(" ")]);
+    }
+    let mut by_weekday = parts.clone();
+    by_weekday[3] = "*".to_owned();
+    parts[5] = "*".to_owned();
+    Ok(vec![parts.join(" "), by_weekday.join(" ")])
 }
 
 /// Shifts each number of a day-of-week field from 0–7 (0 and 7 = Sunday) to the
@@ -235,6 +254,26 @@ mod tests {
                 "2026-12-07T09:00:00Z",
             ),
             ("30 0 1 * *", "2026-12-04T10:00:00Z", "2027-01-01T00:30:00Z"),
+            // Both day fields restricted: the 1st or a Monday, whichever comes first.
+            (
+                "0 9 1 * MON",
+                "2026-12-04T10:00:00Z",
+                "2026-12-07T09:00:00Z",
+            ),
+            ("0 9 1 * 1", "2026-12-28T10:00:00Z", "2027-01-01T09:00:00Z"),
+            (
+                "0 9 */10 * 0",
+                "2026-12-04T10:00:00Z",
+                "2026-12-06T09:00:00Z",
+            ),
+            (
+                "0 9 */10 * 0",
+                "2026-12-06T10:00:00Z",
+                "2026-12-11T09:00:00Z",
+            ),
+            // One restricted: only that one counts.
+            ("0 9 ? * 1", "2026-12-04T10:00:00Z", "2026-12-07T09:00:00Z"),
+            ("0 9 15 * *", "2026-12-04T10:00:00Z", "2026-12-15T09:00:00Z"),
             (
                 "15 */10 * * * *",
                 "2026-12-04T10:00:00Z",
