@@ -22,6 +22,12 @@ use crate::reply::{self, Signer};
 use crate::request::{self, CallInput, Target};
 use crate::{Error, Result};
 
+/// How long an idle keep-alive connection to an SDK is reused. Node's HTTP server
+/// (Express, Next.js, Fastify on Node) and uvicorn close idle connections after 5 s;
+/// a call sent on a connection the app is closing at that moment fails in transit and
+/// would count as a failed attempt. Below 5 s, Sluice lets go first.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// How long a function's call target is cached.
 const TARGET_TTL: Duration = Duration::from_secs(2);
 
@@ -56,7 +62,7 @@ impl Executor {
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.request_timeout)
             .pool_max_idle_per_host(opts.pool_idle_per_host)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()
