@@ -310,6 +310,109 @@ pub(crate) async fn publish_at_once(
 ) -> Result<Option<Vec<Published>>> {
     let events: Vec<&sluice_store::Event> = batch.iter().map(|p| &p.event).collect();
     let e = event::EventColumns::new(&events);
+    let inserted = if batch.iter().all(|p| p.runs.is_empty()) {
+        events_at_once(conn, &e, unless_waited, now).await?
+    } else {
+        runs_at_once(conn, channel, batch, &e, unless_waited, now).await?
+    };
+    let Some(inserted) = inserted else {
+        return Ok(None);
+    };
+    let inserted: HashSet<String> = inserted.into_iter().collect();
+    Ok(Some(
+        batch
+            .iter()
+            .zip(&e.ids)
+            .map(|(p, id)| Published {
+                id: p.event.id,
+                duplicate: !inserted.contains(id),
+            })
+            .collect(),
+    ))
+}
+
+/// The start of both one-statement publishes: `g` says whether no unexpired wait
+/// for the names in `$8` exists at `$9` (now); `ev` inserts the events (`$1`–`$7`) only
+/// then, and returns the ids inserted.
+macro_rules! guarded_events {
+    () => {
+        r#"WITH g AS (
+               SELECT NOT EXISTS (
+                   SELECT 1 FROM waits
+                   WHERE event_name = ANY($8) AND (expires_at IS NULL OR expires_at > $9)
+               ) AS ok),
+           ev AS (
+               INSERT INTO events (id, external_id, name, data, "user", version, ts, received_at)
+               SELECT id, NULL, n, d, u, v, ts, ra
+               FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[],
+                           $6::bigint[], $7::bigint[]) AS t(id, n, d, u, v, ts, ra)
+               WHERE (SELECT ok FROM g)
+               ON CONFLICT (id) DO NOTHING
+               RETURNING id)"#
+    };
+}
+
+/// Binds `$1`–`$9` of [`guarded_events!`].
+trait BindGuardedEvents<'q> {
+    fn bind_guarded_events(
+        self,
+        e: &'q event::EventColumns<'_>,
+        unless_waited: &'q [String],
+        now: Millis,
+    ) -> Self;
+}
+
+impl<'q, O> BindGuardedEvents<'q>
+    for sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+{
+    fn bind_guarded_events(
+        self,
+        e: &'q event::EventColumns<'_>,
+        unless_waited: &'q [String],
+        now: Millis,
+    ) -> Self {
+        self.bind(&e.ids)
+            .bind(&e.names)
+            .bind(&e.data)
+            .bind(&e.users)
+            .bind(&e.versions)
+            .bind(&e.ts)
+            .bind(&e.received)
+            .bind(unless_waited)
+            .bind(now.0)
+    }
+}
+
+/// Events that trigger nothing: the events insert alone (a statement that also
+/// names the runs, links and queue tables locks them and their 11 indexes, even to
+/// insert nothing). The ids inserted, or `None` when a wait was there.
+async fn events_at_once(
+    conn: &mut PgConnection,
+    e: &event::EventColumns<'_>,
+    unless_waited: &[String],
+    now: Millis,
+) -> Result<Option<Vec<String>>> {
+    let (inserted, unwaited): (Vec<String>, bool) = sqlx::query_as(concat!(
+        guarded_events!(),
+        " SELECT COALESCE((SELECT array_agg(id) FROM ev), '{}'), (SELECT ok FROM g)"
+    ))
+    .bind_guarded_events(e, unless_waited, now)
+    .fetch_one(&mut *conn)
+    .await
+    .db()?;
+    Ok(unwaited.then_some(inserted))
+}
+
+/// Events with the runs they start: events, runs, links and first items in one
+/// statement. The event ids inserted, or `None` when a wait was there.
+async fn runs_at_once(
+    conn: &mut PgConnection,
+    channel: &str,
+    batch: &[Publish],
+    e: &event::EventColumns<'_>,
+    unless_waited: &[String],
+    now: Millis,
+) -> Result<Option<Vec<String>>> {
     let (runs, triggers): (Vec<&NewRun>, Vec<&str>) = batch
         .iter()
         .zip(&e.ids)
@@ -319,40 +422,29 @@ pub(crate) async fn publish_at_once(
     let items: Vec<&NewQueueItem> = runs.iter().map(|r| &r.first).collect();
     let q = queue::ItemColumns::new(&items);
 
-    let (inserted, _, unwaited): (Vec<String>, Option<bool>, bool) = sqlx::query_as(
-        r#"WITH g AS (
-               SELECT NOT EXISTS (
-                   SELECT 1 FROM waits
-                   WHERE event_name = ANY($28) AND (expires_at IS NULL OR expires_at > $26)
-               ) AS ok),
-           ev AS (
-               INSERT INTO events (id, external_id, name, data, "user", version, ts, received_at)
-               SELECT id, NULL, n, d, u, v, ts, ra
-               FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[],
-                           $6::bigint[], $7::bigint[]) AS t(id, n, d, u, v, ts, ra)
-               WHERE (SELECT ok FROM g)
-               ON CONFLICT (id) DO NOTHING
-               RETURNING id),
+    let (inserted, _, unwaited): (Vec<String>, Option<bool>, bool) = sqlx::query_as(concat!(
+        guarded_events!(),
+        r#",
            r AS (
                INSERT INTO runs (id, function_id, status, event_ids, correlation_id, rerun_of,
                                  created_at)
                SELECT id, f, 'queued', e, c, rr, ca
-               FROM UNNEST($8::text[], $9::text[], $10::uuid[], $11::jsonb[], $12::text[],
-                           $13::text[], $14::bigint[]) AS t(ev, id, f, e, c, rr, ca)
+               FROM UNNEST($10::text[], $11::text[], $12::uuid[], $13::jsonb[], $14::text[],
+                           $15::text[], $16::bigint[]) AS t(ev, id, f, e, c, rr, ca)
                WHERE t.ev IN (SELECT id FROM ev)
                RETURNING id),
            re AS (
                INSERT INTO run_events (event_id, run_id)
-               SELECT ev, run FROM UNNEST($15::text[], $16::text[]) AS t(ev, run)
+               SELECT ev, run FROM UNNEST($17::text[], $18::text[]) AS t(ev, run)
                WHERE t.run IN (SELECT id FROM r)
                ON CONFLICT DO NOTHING),
            q AS (
                INSERT INTO queue_items (kind, run_id, function_id, step_id, payload,
                                         available_at, priority, concurrency_keys, dedupe_key,
                                         created_at)
-               SELECT k, run, f, s, p, a, pr, ck, d, $26
-               FROM UNNEST($17::text[], $18::text[], $19::uuid[], $20::text[], $21::jsonb[],
-                           $22::bigint[], $23::int[], $24::jsonb[], $25::text[])
+               SELECT k, run, f, s, p, a, pr, ck, d, $9
+               FROM UNNEST($19::text[], $20::text[], $21::uuid[], $22::text[], $23::jsonb[],
+                           $24::bigint[], $25::int[], $26::jsonb[], $27::text[])
                     WITH ORDINALITY AS t(k, run, f, s, p, a, pr, ck, d, ord)
                WHERE t.run IN (SELECT id FROM r)
                ORDER BY ord
@@ -360,16 +452,10 @@ pub(crate) async fn publish_at_once(
                RETURNING available_at)
            SELECT COALESCE((SELECT array_agg(id) FROM ev), '{}'),
                   (CASE WHEN (SELECT count(*) FROM q) > 0
-                        THEN pg_notify($27, (SELECT min(available_at) FROM q)::text) END) IS NULL,
-                  (SELECT ok FROM g)"#,
-    )
-    .bind(&e.ids)
-    .bind(&e.names)
-    .bind(&e.data)
-    .bind(&e.users)
-    .bind(&e.versions)
-    .bind(&e.ts)
-    .bind(&e.received)
+                        THEN pg_notify($28, (SELECT min(available_at) FROM q)::text) END) IS NULL,
+                  (SELECT ok FROM g)"#
+    ))
+    .bind_guarded_events(e, unless_waited, now)
     .bind(&triggers)
     .bind(&r.ids)
     .bind(&r.functions)
@@ -388,24 +474,9 @@ pub(crate) async fn publish_at_once(
     .bind(&q.priorities)
     .bind(&q.keys)
     .bind(&q.dedupe)
-    .bind(now.0)
     .bind(channel)
-    .bind(unless_waited)
     .fetch_one(&mut *conn)
     .await
     .db()?;
-    if !unwaited {
-        return Ok(None);
-    }
-    let inserted: HashSet<String> = inserted.into_iter().collect();
-    Ok(Some(
-        batch
-            .iter()
-            .zip(&e.ids)
-            .map(|(p, id)| Published {
-                id: p.event.id,
-                duplicate: !inserted.contains(id),
-            })
-            .collect(),
-    ))
+    Ok(unwaited.then_some(inserted))
 }

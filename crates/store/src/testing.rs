@@ -1353,10 +1353,12 @@ pub async fn publish_unwaited_writes_only_when_nobody_waits(store: DynStore) {
     let run_id = run.id;
     let mut keyed = event("order/viewed", at(10));
     keyed.external_id = Some("viewed-1".into());
+    let alone = event("order/shipped", at(10));
     let names = vec!["order/viewed".to_string(), "order/shipped".to_string()];
     for batch in [
         vec![publish(free.clone(), vec![run])],
         vec![publish(keyed.clone(), Vec::new())],
+        vec![publish(alone.clone(), Vec::new())],
     ] {
         match store.publish_unwaited(batch, &names, at(10)).await.unwrap() {
             Unwaited::Published(p) => assert!(!p[0].duplicate),
@@ -1367,6 +1369,10 @@ pub async fn publish_unwaited_writes_only_when_nobody_waits(store: DynStore) {
     assert_eq!(
         store.get_event(keyed.id).await.unwrap().name,
         "order/viewed"
+    );
+    assert_eq!(
+        store.get_event(alone.id).await.unwrap().name,
+        "order/shipped"
     );
     assert_eq!(
         store.get_run(run_id).await.unwrap().status,
@@ -1380,9 +1386,11 @@ pub async fn publish_unwaited_writes_only_when_nobody_waits(store: DynStore) {
         let run_id = run.id;
         let mut keyed = event(name, now);
         keyed.external_id = Some(format!("{name}-1"));
+        let alone = event(name, now);
         for batch in [
             vec![publish(paid.clone(), vec![run.clone()])],
             vec![publish(keyed.clone(), Vec::new())],
+            vec![publish(alone.clone(), Vec::new())],
         ] {
             let names = vec!["order/viewed".to_string(), name.to_string()];
             match store
@@ -1400,6 +1408,10 @@ pub async fn publish_unwaited_writes_only_when_nobody_waits(store: DynStore) {
         ));
         assert!(matches!(
             store.get_event(keyed.id).await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            store.get_event(alone.id).await,
             Err(Error::NotFound(_))
         ));
         assert!(matches!(
