@@ -40,6 +40,7 @@ mod write;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sluice_core::{AppId, EventId, FunctionId, Millis, QueueItemId, RunId};
 use sluice_store::{
@@ -54,6 +55,9 @@ use tokio::task::JoinHandle;
 use crate::error::SqlxResultExt;
 use crate::write::Pending;
 use sluice_store::coalesce::{self, Coalescer, Load};
+
+/// A pooled connection idle at least this long is pinged before it is used.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
 
 /// Queries each coalesced read may have in flight at once, and keys per query.
 const READ_WORKERS: usize = 2;
@@ -162,7 +166,21 @@ impl PostgresStore {
             .url
             .parse()
             .map_err(|e| Error::Backend(format!("invalid database url: {e}")))?;
-        let mut pool_options = PgPoolOptions::new().max_connections(options.max_connections.max(1));
+        let mut pool_options = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            // sqlx pings every connection it hands out by default: a round trip before
+            // every statement. Ping only connections idle long enough to have been cut
+            // (a server restart, an idle timeout on the way); a connection that broke
+            // in use fails that call and is dropped from the pool.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            });
         if let Some(schema) = &options.schema {
             if !valid_schema(schema) {
                 return Err(Error::Backend(format!(

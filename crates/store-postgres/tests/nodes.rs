@@ -314,3 +314,49 @@ async fn maintain_refreshes_statistics_of_grown_tables() {
     assert!(reltuples().await >= 2_000.0, "statistics now see the rows");
     assert_eq!(store.maintain().await.unwrap(), 0, "nothing grew since");
 }
+
+/// Pooled connections are not pinged before each use (that was a round trip per
+/// statement). When the server drops them anyway, the store recovers on its own: a
+/// broken connection fails at most the call that used it and leaves the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_recovers_when_the_server_drops_its_connections() {
+    let Some(url) = database_url().await else {
+        return;
+    };
+    let schema = fresh_schema();
+    let app = format!("recover_{}", &schema[2..14]);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let store = connect(format!("{url}{sep}application_name={app}"), schema).await;
+    let (a, b, c) = tokio::join!(
+        store.queue_stats(T0),
+        store.queue_stats(T0),
+        store.queue_stats(T0)
+    );
+    for stats in [a, b, c] {
+        stats.unwrap();
+    }
+
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(&app)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        killed.contains(&true),
+        "found the store's pooled connections"
+    );
+
+    // At most one failure per pooled connection (8), then it works again.
+    let mut failures = 0;
+    while let Err(e) = store.queue_stats(T0).await {
+        failures += 1;
+        assert!(failures <= 8, "the store did not recover: {e}");
+    }
+    store.enqueue(vec![wake_item(T0)]).await.unwrap();
+    assert_eq!(store.queue_stats(T0).await.unwrap().due, 1);
+}
