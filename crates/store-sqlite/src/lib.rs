@@ -171,7 +171,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout);
+        // No ping before handing out a connection (sqlx's default): a local file
+        // cannot drop a connection, and each ping is a round trip to sqlx's SQLite
+        // thread.
         let write = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .min_connections(1)
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(60))
@@ -181,6 +185,7 @@ impl SqliteStore {
             .run(&write)
             .await?;
         let read = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(options.read_connections.max(1))
             .connect_with(connect)
             .await?;
