@@ -183,6 +183,10 @@ async fn measure(cli: &Cli) -> Result<Results> {
         let url = need_url("the Postgres run")?;
         let db = peer::fresh_database(&tools, url, "bench_sluice").await?;
         stores.push(suite::run(&ctx, &Backend::Postgres { url: db }).await);
+        // The SQLite run and the peers come next, on the same machine.
+        if let Err(e) = peer::drop_database(&tools, url, "bench_sluice").await {
+            eprintln!("bench: dropping the Sluice database failed: {e:#}");
+        }
     }
     if cli.parts.contains(&Part::Sqlite) {
         let data_dir = work_dir.join("sqlite");

@@ -58,6 +58,24 @@ pub async fn fresh_database(tools: &Tools, url: &str, name: &str) -> Result<Stri
     Ok(database_url(url, name))
 }
 
+/// Drops database `name` and checkpoints, so what it left behind (a million events for
+/// autovacuum to visit, a gigabyte of WAL to flush) does not land in later figures.
+pub async fn drop_database(tools: &Tools, url: &str, name: &str) -> Result<()> {
+    let admin = database_url(url, "postgres");
+    output(
+        Command::new(tools.pg_bin.join("psql"))
+            .args(["-q", "-v", "ON_ERROR_STOP=1", &admin])
+            .args([
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ])
+            .args(["-c", "CHECKPOINT"]),
+        "psql (drop database)",
+    )
+    .await?;
+    Ok(())
+}
+
 /// pgbench with one durable one-row INSERT (an event-sized row) per transaction,
 /// `clients` clients for `seconds`; returns transactions per second.
 pub async fn pgbench(tools: &Tools, url: &str, clients: usize, seconds: u64) -> Result<f64> {
