@@ -95,24 +95,83 @@ async fn claim_external(
     Ok(Some(parse("event id", &existing)?))
 }
 
+/// Binds one row of `event_columns!()`.
+fn bind_event(mut b: sqlx::query_builder::Separated<'_, '_, Sqlite, &'static str>, e: &Event) {
+    b.push_bind(e.id.to_string())
+        .push_bind(e.external_id.clone())
+        .push_bind(e.name.clone())
+        .push_bind(json(&e.data))
+        .push_bind(json(&e.user))
+        .push_bind(e.version.clone())
+        .push_bind(e.ts.0)
+        .push_bind(e.received_at.0);
+}
+
 /// Inserts events with multi-row statements.
 async fn insert(conn: &mut SqliteConnection, new: &[&Event]) -> Result<()> {
     for chunk in new.chunks(CHUNK) {
         let mut qb: QueryBuilder<'_, Sqlite> =
             QueryBuilder::new(concat!("INSERT INTO events (", event_columns!(), ") "));
-        qb.push_values(chunk, |mut b, e| {
-            b.push_bind(e.id.to_string())
-                .push_bind(e.external_id.clone())
-                .push_bind(e.name.clone())
-                .push_bind(json(&e.data))
-                .push_bind(json(&e.user))
-                .push_bind(e.version.clone())
-                .push_bind(e.ts.0)
-                .push_bind(e.received_at.0);
-        });
+        qb.push_values(chunk, |b, e| bind_event(b, e));
         qb.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Whether [`publish_unwaited_at_once`] can write `batch`: at most [`CHUNK`] events
+/// (larger groups measured faster as a transaction of chunked inserts), that trigger
+/// and resume nothing, without external ids (no dedupe window), no id twice.
+pub(crate) fn at_once(batch: &[Publish]) -> bool {
+    let mut ids = HashSet::with_capacity(batch.len());
+    batch.len() <= CHUNK
+        && batch.iter().all(|p| {
+            p.event.external_id.is_none()
+                && p.runs.is_empty()
+                && p.resumes.is_empty()
+                && p.cancels.is_empty()
+                && ids.insert(p.event.id)
+        })
+}
+
+/// An [`at_once`] batch in ONE statement outside any transaction (a statement is
+/// atomic and, with `synchronous=FULL`, durable when it returns), written only if no
+/// unexpired wait for `names` exists: one round trip to sqlx's SQLite thread instead
+/// of a transaction's five. `None` when a wait exists (nothing written). `conn` must
+/// be the only write connection, held across both statements here, so nothing is
+/// written between the insert and the check that tells "a wait blocked it" from
+/// "every event was a duplicate".
+pub(crate) async fn publish_unwaited_at_once(
+    conn: &mut SqliteConnection,
+    batch: &[Publish],
+    names: &[String],
+    now: Millis,
+) -> Result<Option<Vec<Published>>> {
+    let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(concat!(
+        "INSERT INTO events (",
+        event_columns!(),
+        ") SELECT * FROM ("
+    ));
+    qb.push_values(batch, |b, p| bind_event(b, &p.event));
+    // A WHERE clause also keeps SQLite from reading ON CONFLICT as a join's ON.
+    qb.push(") WHERE NOT EXISTS (SELECT 1 FROM waits WHERE event_name IN ");
+    push_in(&mut qb, names.iter().map(String::as_str));
+    qb.push(" AND (expires_at IS NULL OR expires_at > ")
+        .push_bind(now.0)
+        .push(")) ON CONFLICT (id) DO NOTHING RETURNING id");
+    let inserted: Vec<String> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+    if inserted.is_empty() && waits::any_for_events(conn, names, now).await? {
+        return Ok(None);
+    }
+    let inserted: HashSet<String> = inserted.into_iter().collect();
+    Ok(Some(
+        batch
+            .iter()
+            .map(|p| Published {
+                id: p.event.id,
+                duplicate: !inserted.contains(&p.event.id.to_string()),
+            })
+            .collect(),
+    ))
 }
 
 /// Writes a batch of publishes inside the caller's transaction, a few statements for

@@ -313,14 +313,23 @@ impl Store for SqliteStore {
         in_write!(self, |c, w| events::publish(c, &batch, now, &mut w).await?)
     }
 
-    /// The waits check runs in the write transaction: SQLite has one writer, so no
-    /// wait can be created between the check and the write.
+    /// The waits check runs on the one write connection with the write (in the same
+    /// statement for events that trigger nothing): no wait can be created between the
+    /// check and the write.
     async fn publish_unwaited(
         &self,
         batch: Vec<Publish>,
         names: &[String],
         now: Millis,
     ) -> sluice_store::Result<Unwaited> {
+        if !names.is_empty() && events::at_once(&batch) {
+            let mut conn = self.write.acquire().await.map_err(Error::from)?;
+            let published = events::publish_unwaited_at_once(&mut conn, &batch, names, now);
+            return Ok(match published.await? {
+                Some(published) => Unwaited::Published(published),
+                None => Unwaited::Waited(batch),
+            });
+        }
         let mut woken = Woken::default();
         let mut tx = self.begin_write().await?;
         if waits::any_for_events(&mut tx, names, now).await? {

@@ -1374,6 +1374,12 @@ pub async fn publish_unwaited_writes_only_when_nobody_waits(store: DynStore) {
         store.get_event(alone.id).await.unwrap().name,
         "order/shipped"
     );
+    // The same events again: duplicates, not refused.
+    let again = vec![publish(alone.clone(), Vec::new())];
+    match store.publish_unwaited(again, &names, at(10)).await.unwrap() {
+        Unwaited::Published(p) => assert!(p[0].duplicate),
+        Unwaited::Waited(_) => panic!("no wait for these names"),
+    }
     assert_eq!(
         store.get_run(run_id).await.unwrap().status,
         RunStatus::Queued
