@@ -14,8 +14,7 @@ pub trait FanOut: Send + Sync + std::fmt::Debug + 'static {
     /// A new run repeating `run` from its stored `events`, planned as its trigger plans
     /// a run. The default is a bare run of the same function (no priority, no cancel
     /// watches).
-    async fn rerun(&self, run: &Run, events: &[Event], now: Millis) -> Result<NewRun, String> {
-        let _ = events;
+    async fn rerun(&self, run: &Run, _events: &[Event], now: Millis) -> Result<NewRun, String> {
         Ok(bare_rerun(run, now))
     }
 }

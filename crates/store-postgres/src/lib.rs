@@ -298,7 +298,7 @@ impl Store for PostgresStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        if write::is_simple(&batch) {
+        if sluice_store::event::is_plain(&batch) {
             let conn = &mut *self.conn().await?;
             let published = write::publish_at_once(conn, &self.inner.channel, &batch, &[], now);
             return Ok(published.await?.unwrap_or_default());
@@ -318,7 +318,7 @@ impl Store for PostgresStore {
         names: &[String],
         now: Millis,
     ) -> Result<Unwaited> {
-        if batch.is_empty() || !write::is_simple(&batch) {
+        if batch.is_empty() || !sluice_store::event::is_plain(&batch) {
             return sluice_store::publish_after_reading_waits(self, batch, names, now).await;
         }
         let conn = &mut *self.conn().await?;

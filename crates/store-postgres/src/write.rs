@@ -283,20 +283,7 @@ pub(crate) async fn commit<'a>(
     Ok(results)
 }
 
-/// Whether [`publish_at_once`] can write `batch`: no external ids (dedupe window), no
-/// resumes or cancels, no waits on new runs, no event id twice.
-pub(crate) fn is_simple(batch: &[Publish]) -> bool {
-    let mut ids = HashSet::with_capacity(batch.len());
-    batch.iter().all(|p| {
-        p.event.external_id.is_none()
-            && p.resumes.is_empty()
-            && p.cancels.is_empty()
-            && p.runs.iter().all(|r| r.waits.is_empty())
-            && ids.insert(p.event.id)
-    })
-}
-
-/// A [`is_simple`] batch of publishes in ONE statement (its own transaction, one round
+/// A [`sluice_store::event::is_plain`] batch of publishes in ONE statement (its own transaction, one round
 /// trip). Events go in with `ON CONFLICT DO NOTHING`; runs (with their event links and
 /// first items) only for the events that went in. With `unless_waited` names, nothing
 /// is written when an unexpired wait for one of them exists at the statement's

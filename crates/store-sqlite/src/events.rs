@@ -118,19 +118,13 @@ async fn insert(conn: &mut SqliteConnection, new: &[&Event]) -> Result<()> {
     Ok(())
 }
 
-/// Whether [`publish_unwaited_at_once`] can write `batch`: at most [`CHUNK`] events
-/// (larger groups measured faster as a transaction of chunked inserts), that trigger
-/// and resume nothing, without external ids (no dedupe window), no id twice.
+/// Whether [`publish_unwaited_at_once`] can write `batch`: a plain batch
+/// ([`sluice_store::event::is_plain`]) of at most [`CHUNK`] events (larger groups
+/// measured faster as a transaction of chunked inserts) that start no runs.
 pub(crate) fn at_once(batch: &[Publish]) -> bool {
-    let mut ids = HashSet::with_capacity(batch.len());
     batch.len() <= CHUNK
-        && batch.iter().all(|p| {
-            p.event.external_id.is_none()
-                && p.runs.is_empty()
-                && p.resumes.is_empty()
-                && p.cancels.is_empty()
-                && ids.insert(p.event.id)
-        })
+        && batch.iter().all(|p| p.runs.is_empty())
+        && sluice_store::event::is_plain(batch)
 }
 
 /// An [`at_once`] batch in ONE statement outside any transaction (a statement is

@@ -66,6 +66,20 @@ pub struct Publish {
     pub cancels: Vec<RunId>,
 }
 
+/// Whether a batch can go in as plain inserts, with nothing to look up first: no
+/// external ids (no dedupe window), no resumes or cancels, no waits on new runs, no
+/// event id twice. Backends write such batches in one statement.
+pub fn is_plain(batch: &[Publish]) -> bool {
+    let mut ids = std::collections::HashSet::with_capacity(batch.len());
+    batch.iter().all(|p| {
+        p.event.external_id.is_none()
+            && p.resumes.is_empty()
+            && p.cancels.is_empty()
+            && p.runs.iter().all(|r| r.waits.is_empty())
+            && ids.insert(p.event.id)
+    })
+}
+
 /// What [`crate::Store::publish_unwaited`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Unwaited {
