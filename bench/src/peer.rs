@@ -43,16 +43,12 @@ async fn output(command: &mut Command, what: &str) -> Result<String> {
 
 /// Drops and creates database `name` on the server of `url` (a maintenance database).
 pub async fn fresh_database(tools: &Tools, url: &str, name: &str) -> Result<String> {
-    let admin = database_url(url, "postgres");
-    output(
-        Command::new(tools.pg_bin.join("psql"))
-            .args(["-q", "-v", "ON_ERROR_STOP=1", &admin])
-            .args([
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            ])
-            .args(["-c", &format!("CREATE DATABASE {name}")]),
-        "psql (create database)",
+    drop_then(
+        tools,
+        url,
+        name,
+        &format!("CREATE DATABASE {name}"),
+        "create database",
     )
     .await?;
     Ok(database_url(url, name))
@@ -61,6 +57,11 @@ pub async fn fresh_database(tools: &Tools, url: &str, name: &str) -> Result<Stri
 /// Drops database `name` and checkpoints, so what it left behind (a million events for
 /// autovacuum to visit, a gigabyte of WAL to flush) does not land in later figures.
 pub async fn drop_database(tools: &Tools, url: &str, name: &str) -> Result<()> {
+    drop_then(tools, url, name, "CHECKPOINT", "drop database").await
+}
+
+/// Drops database `name` (if there), then runs `then`, from the maintenance database.
+async fn drop_then(tools: &Tools, url: &str, name: &str, then: &str, what: &str) -> Result<()> {
     let admin = database_url(url, "postgres");
     output(
         Command::new(tools.pg_bin.join("psql"))
@@ -69,8 +70,8 @@ pub async fn drop_database(tools: &Tools, url: &str, name: &str) -> Result<()> {
                 "-c",
                 &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
             ])
-            .args(["-c", "CHECKPOINT"]),
-        "psql (drop database)",
+            .args(["-c", then]),
+        &format!("psql ({what})"),
     )
     .await?;
     Ok(())
